@@ -47,8 +47,10 @@
  * (enum vg_store_err), with the last engine message. A file that is gone
  * (deleted by hand or by a disk fault while the store runs) is not a
  * failure: its values are answered missing (res->missing), for the store
- * to create the file again and send them. A file whose directory is gone
- * with it (that directory or one above it: a data volume unmounted, a
+ * to create the file again and send them; so is a file whose series'
+ * own directory is gone with it, its type directory there (an operator's
+ * rm -r of one resource). A file whose type directory is gone with it
+ * (that directory or one above it: a data volume unmounted, a type
  * directory renamed away), or whose directory is another file system
  * mounted in the store's place (the files backend: a device other than
  * the one its type directory was first seen on), is not deleted but out
@@ -145,8 +147,8 @@ struct vg_rrd_result {
 			       * not in failed: the store creates the file
 			       * again and writes them (group_write) */
 	uint64_t dir_missing; /* of unavailable: not sent because the
-			       * directory of a file that is missing is
-			       * missing too (a data volume unmounted, a
+			       * type directory of a file that is missing
+			       * is missing too (a data volume unmounted, a
 			       * directory renamed away, on the engine's
 			       * disk): never missing, so that no fresh file
 			       * shadows the real one when it is back; the
@@ -155,6 +157,11 @@ struct vg_rrd_result {
 			       * receiver's batch deadline came first
 			       * (vg_rrd_item.deadline_ms): the daemon is
 			       * not known unreachable, no back-off */
+	uint64_t dir_unknown; /* of dir_missing: the engine could not tell
+			       * whether that directory is there (an
+			       * rrdcached that refused or failed its LIST:
+			       * msg says its answer); kept and retried as
+			       * dir_missing, never created again */
 	char msg[512];        /* "<path>: why" of the last
 					      * failure, "" if none */
 	int flushed;          /* loc.flush_first was honoured: the file
@@ -251,6 +258,16 @@ struct vg_rrd_backend_stats {
  * the file itself holds and no longer holds its updates back: the replay
  * is the re-send. Engines without replay_note ignore it. */
 #define VG_RRD_REPLAY 2
+/* Flag of create: the series is not new, its file is missing (the store's
+ * start replay opens a series its journal holds values of). If the file's
+ * type directory is missing too (it or one above it, up to the data
+ * directory or the daemon's -b; files: or on another device than
+ * recorded), or the engine cannot tell (an rrdcached that
+ * refuses or fails the LIST of it), nothing is created: -ENOTDIR, msg
+ * says why. The store then keeps its values as for a directory gone
+ * (res.dir_missing), so no fresh file shadows the real one once it is
+ * back. Without it a create makes the directories it needs. */
+#define VG_RRD_KNOWN 4
 
 struct vg_rrd_backend_ops {
 	const char *name; /* "files", "rrdcached" */
@@ -275,7 +292,8 @@ struct vg_rrd_backend_ops {
 		       int64_t *out, int flags);
 	/* Create the series, first accepted time after first_ms - 1 s; never
 	 * over an existing file (an existing one answers 0: a create again
-	 * is always safe). flags: VG_RRD_RECEIVER or 0. 0, -EAGAIN (no
+	 * is always safe). flags: VG_RRD_RECEIVER, VG_RRD_KNOWN or 0.
+	 * 0, -ENOTDIR (VG_RRD_KNOWN: its directory missing), -EAGAIN (no
 	 * space, the placement record does not answer, or the daemon cannot
 	 * create the file's directories, an rrdcached without -R: retry
 	 * later),

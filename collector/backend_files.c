@@ -197,6 +197,10 @@ static int dev_slot(const struct files *f, const char *path)
 
 /* ---- create ----------------------------------------------------------------- */
 
+static int file_gone(const char *path);
+static int dir_gone(const struct files *f, const char *path);
+static int dev_moved(struct files *f, const char *path);
+
 static int is_nospace(int err, const char *msg)
 {
 	return err == ENOSPC || err == EDQUOT ||
@@ -274,7 +278,6 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	struct files *f = (struct files *)be;
 	const char *path = loc->path;
 
-	(void)flags; /* no daemon to wait on */
 	char tmp[PATH_MAX], ds[64], rra[3 * VG_MAX_ARCHIVES][64];
 	const char *argv[1 + 3 * VG_MAX_ARCHIVES];
 	int argc = 0, rc, e;
@@ -282,6 +285,11 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 
 	if (lay->narchives > VG_MAX_ARCHIVES || !lay->step_s)
 		return -EINVAL;
+	if ((flags & VG_RRD_KNOWN) && file_gone(path) && (dir_gone(f, path) || dev_moved(f, path))) {
+		/* not a new series: out of reach, not deleted (backend.h) */
+		note(msg, msglen, path, "its type directory is missing");
+		return -ENOTDIR;
+	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	if (!(slash = strrchr(tmp, '/')))
@@ -632,31 +640,44 @@ static int file_gone(const char *path)
 	return stat(path, &st) && errno == ENOENT;
 }
 
-/* Whether the directory of PATH (a file that is gone) is gone too: it or
- * one above it (ENOENT, ENOTDIR). Then the file was not deleted but is out
- * of reach: a data volume not mounted, a directory renamed away. */
-static int dir_gone(const char *path)
+/* Whether PATH (a file that is gone) is out of reach rather than deleted:
+ * its type directory (<rrd_dir>/<type>) or one above it is missing
+ * (ENOENT, ENOTDIR): a data volume not mounted, a type directory renamed
+ * away. The series' own directory missing while its type directory is
+ * there is an operator's deletion (rm -r of one resource): not gone, the
+ * file is created again, so that one deleted resource cannot hold every
+ * series' values back (the cache bound is the store's). */
+static int dir_gone(const struct files *f, const char *path)
 {
 	const char *slash = strrchr(path, '/');
+	size_t rl = strlen(f->rrd_dir);
 	char dir[PATH_MAX];
 	struct stat st;
 
 	if (!slash || slash == path)
 		return 0;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (!stat(dir, &st) || (errno != ENOENT && errno != ENOTDIR))
+		return 0;
+	/* the series' directory is missing: is its type directory there? */
+	if (!(slash = strrchr(dir, '/')) || (size_t)(slash - dir) <= rl ||
+	    strncmp(dir, f->rrd_dir, rl) || dir[rl] != '/')
+		return 1; /* not below a type directory: out of reach */
+	*(char *)slash = '\0';
 	return stat(dir, &st) && (errno == ENOENT || errno == ENOTDIR);
 }
 
-/* Whether the directory of PATH (a file that is gone, its directory
+/* Whether the directory of PATH (a file that is gone, its type directory
  * there) is not the store's: another file system mounted over rrd_dir,
  * its type directory or the series' own directory (a volume replaced
  * rather than removed: a tmpfs, an NFS remount, the empty mount point an
  * `umount -l` leaves). rrd_dir and the type directory must be on the
- * device they were first seen on, the series' directory on its type
- * directory's (the layout has no mount point below a type directory). */
+ * device they were first seen on, the series' directory (when there) on
+ * its type directory's (the layout has no mount point below a type
+ * directory). */
 static int dev_moved(struct files *f, const char *path)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], type[PATH_MAX];
 	struct stat st, up;
 	uint32_t seen = __atomic_load_n(&f->dev_seen, __ATOMIC_ACQUIRE);
 	int t = dev_slot(f, path);
@@ -669,15 +690,16 @@ static int dev_moved(struct files *f, const char *path)
 	    !(slash = strrchr(dir, '/')))
 		return 0;
 	*slash = '\0'; /* the series' directory */
-	if (stat(dir, &st) || !(slash = strrchr(dir, '/')))
+	snprintf(type, sizeof(type), "%s", dir);
+	if (!(slash = strrchr(type, '/')))
 		return 0;
 	*slash = '\0'; /* its type directory */
-	if (stat(dir, &up))
+	if (stat(type, &up))
 		return 0;
-	if (st.st_dev != up.st_dev)
+	if ((seen & (1u << t)) &&
+	    (uint64_t)up.st_dev != __atomic_load_n(&f->dev[t], __ATOMIC_RELAXED))
 		return 1;
-	return (seen & (1u << t)) &&
-	       (uint64_t)up.st_dev != __atomic_load_n(&f->dev[t], __ATOMIC_RELAXED);
+	return !stat(dir, &st) && st.st_dev != up.st_dev;
 }
 
 static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
@@ -707,9 +729,9 @@ static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 			res->unavailable += n - i;
 			note(res->msg, sizeof(res->msg), loc->path, msg);
 			break;
-		} else if (file_gone(loc->path) && (dir_gone(loc->path) || dev_moved(f, loc->path))) {
-			/* its directory is out of reach, or another file
-			 * system stands in its place (librrd wrote nothing:
+		} else if (file_gone(loc->path) && (dir_gone(f, loc->path) || dev_moved(f, loc->path))) {
+			/* its type directory is out of reach, or another
+			 * file system stands in its place (librrd wrote nothing:
 			 * it opens the file first): the values wait for it
 			 * (backend.h) */
 			res->unavailable += n - i;

@@ -2343,6 +2343,34 @@ static void owner_note(struct rcd *r, const char *name, const char *addr)
 
 /* ---- operations --------------------------------------------------------------- */
 
+/* Whether PATH (under the daemon's -b, a file the daemon answers "No such
+ * file" for) is out of reach on the daemon's disk rather than deleted: 0
+ * if its directory is there, or if only the series' own directory is
+ * missing while its type directory (the first component) is there (an
+ * operator's rm -r of one resource: the file is created again, so that
+ * one deleted resource cannot hold every series' values back); -ENOENT
+ * if its type directory is missing (a volume not mounted under -b, a type
+ * directory renamed away); another negative errno if the daemon cannot
+ * tell (a LIST refused: -EACCES for a socket whose -P does not permit it,
+ * or failed; the connection broken if !vg_rrdcd_connected). */
+static int dir_check(struct vg_rrdcd *c, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int rc;
+
+	if (!slash || slash == path)
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if ((rc = vg_rrdcd_dir(c, dir)) != -ENOENT)
+		return rc;
+	char *up = strrchr(dir, '/');
+	if (!up || up == dir)
+		return rc; /* the type directory itself is missing */
+	*up = '\0';
+	return vg_rrdcd_dir(c, dir); /* 0: there, the series' directory deleted */
+}
+
 static int map_err(int rc)
 {
 	switch (rc) {
@@ -2421,6 +2449,23 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 		snprintf(msg, msglen, "%s: %s", loc->path, d->err);
 		pthread_mutex_unlock(&d->mu);
 		return -EHOSTUNREACH; /* nothing sent: the create waits */
+	}
+	if (flags & VG_RRD_KNOWN) {
+		/* not a new series (backend.h): its type directory missing
+		 * on the daemon's disk, or a LIST that cannot tell, means out of
+		 * reach, and the create (-R makes the directories) would
+		 * shadow the real file once it is back */
+		int drc = dir_check(c, loc->path);
+		if (drc) {
+			const char *e = vg_rrdcd_error(c);
+			int broke = !vg_rrdcd_connected(c);
+			snprintf(msg, msglen, "%s on %s: %s (%.*s)", loc->path, d->addr,
+				 drc == -ENOENT ? "its type directory is missing"
+						: "the LIST of its directory failed",
+				 (int)strcspn(e, "\n"), e);
+			client_put(d, c, drc);
+			return broke ? -EHOSTUNREACH : -ENOTDIR;
+		}
 	}
 	/* -O: never over an existing file (a series created meanwhile, or a
 	 * name the daemon already holds, or this very create sent before on
@@ -2864,25 +2909,33 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 		 * its UPDATE found none on disk (deleted under the daemon,
 		 * and FORGOTten by vanished_check or never cached since),
 		 * so it took nothing of the call: the store creates the file
-		 * again and sends them (backend.h "missing"). Unless its
-		 * directory is missing on the daemon's disk too (a volume
-		 * not mounted under its -b, a directory renamed away: LIST
-		 * answers "No such file"): then the file is out of reach,
+		 * again and sends them (backend.h "missing"), also when the
+		 * series' own directory was deleted with it (its type
+		 * directory there: dir_check). Unless its type directory is
+		 * missing on the daemon's disk too (a volume not mounted
+		 * under its -b, a type directory renamed away: LIST answers
+		 * "No such file"): then the file is out of reach,
 		 * not deleted, and a create (a daemon with -R makes the
 		 * directories) would shadow it once it is back; the values
 		 * wait (backend.h dir_missing), as they do when the LIST
-		 * breaks the connection */
-		const char *slash = strrchr(loc->path, '/');
-		char dir[PATH_MAX];
-		int drc = 0;
-		if (slash && slash > loc->path) {
-			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - loc->path), loc->path);
-			drc = vg_rrdcd_dir(c, dir);
-		}
-		if (drc == -ENOENT || !vg_rrdcd_connected(c)) {
+		 * breaks the connection. A LIST the daemon refuses or fails
+		 * (-P without LIST: "Permission denied.") cannot tell: the
+		 * values wait as for a directory missing (dir_unknown), never
+		 * a create on a guess */
+		int drc = dir_check(c, loc->path);
+		if (drc && !vg_rrdcd_connected(c)) {
 			res->unavailable += n;
-			if (drc == -ENOENT)
-				res->dir_missing += n;
+			return;
+		}
+		if (drc) {
+			res->unavailable += n;
+			res->dir_missing += n;
+			if (drc != -ENOENT) {
+				res->dir_unknown += n;
+				snprintf(res->msg, sizeof(res->msg), "%s: LIST of its directory: %.*s",
+					 d->addr, (int)strcspn(vg_rrdcd_error(c), "\n"),
+					 vg_rrdcd_error(c));
+			}
 			return;
 		}
 		res->missing += n;

@@ -784,11 +784,14 @@ int main(int argc, char **argv)
 			int down = 0;
 			for (size_t i = 0; i < nd; i++)
 				down |= !dm[i].up;
-			vg_store_pending_cause(store, 1, why, sizeof(why));
-			vg_warn("store: %llu replayed values wait for a storage daemon "
+			int cause = vg_store_pending_cause(store, 1, why, sizeof(why));
+			vg_warn("store: %llu replayed values wait for %s "
 				"(%s): held in the cache and the journal and written "
 				"once it answers and its files are checked%s (%s)",
-				(unsigned long long)st.values_pending, why,
+				(unsigned long long)st.values_pending,
+				cause & VG_STORE_PENDING_DAEMON ? "a storage daemon"
+								: vg_store_pending_what(cause),
+				why,
 				down ? "; reads of a daemon not answering answer "
 				       "503 meanwhile"
 				     : "",

@@ -210,13 +210,16 @@ static int convert(const struct vg_config *cfg, const char *pattern, const char 
 		}
 		if (st.values_pending) {
 			char why[1200];
-			vg_store_pending_cause(s, 1, why, sizeof(why));
+			int cause = vg_store_pending_cause(s, 1, why, sizeof(why));
 			fprintf(errf,
 				"vigie-collector storage convert: %llu values of the "
-				"journal a crash left wait for a storage daemon (%s): "
+				"journal a crash left wait for %s (%s): "
 				"start the collector or this command again once it "
 				"answers and its files are checked (%s)\n",
-				(unsigned long long)st.values_pending, why, vg_store_last_error(s));
+				(unsigned long long)st.values_pending,
+				cause & VG_STORE_PENDING_DAEMON ? "a storage daemon"
+								: vg_store_pending_what(cause),
+				why, vg_store_last_error(s));
 			vg_store_close_held(s); /* as said: no new try at close */
 			vg_registry_close(reg);
 			return 1;

@@ -55,7 +55,7 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	char path[4096], tmp[4200], why[1200] = "";
 	int64_t t0 = vg_monotonic_ns();
 	FILE *fp;
-	int rc;
+	int rc, cause = 0;
 
 	vg_store_get_stats(s, &a);
 	rc = vg_store_flush(s);
@@ -68,7 +68,7 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	if (b.values_pending) {
 		/* the cause the store recorded, and its last error (this is
 		 * the receiver thread, whose error it is) */
-		vg_store_pending_cause(s, 0, why, sizeof(why));
+		cause = vg_store_pending_cause(s, 0, why, sizeof(why));
 		const char *le = vg_store_last_error(s);
 		size_t l = strlen(why);
 		if (*le)
@@ -77,8 +77,9 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	if (b.values_pending)
 		snprintf(msg, msglen,
 			 "%s: %" PRIu64 " cached values written in %" PRId64 " ms, %" PRIu64
-			 " still cached, waiting for their storage daemon (%s)",
-			 rc ? "flush failed" : "flushed", written, ms, b.values_pending, why);
+			 " still cached, waiting for %s (%s)",
+			 rc ? "flush failed" : "flushed", written, ms, b.values_pending,
+			 vg_store_pending_what(cause), why);
 	else
 		snprintf(msg, msglen,
 			 "%s: %" PRIu64 " cached values written in %" PRId64
@@ -199,13 +200,16 @@ static int flush_offline(const struct vg_config *cfg, FILE *out, FILE *errf)
 		/* the replay's values for a daemon that is down, or whose
 		 * files' check was cut short at [storage] check_max */
 		char why[1200];
-		vg_store_pending_cause(s, 1, why, sizeof(why));
+		int cause = vg_store_pending_cause(s, 1, why, sizeof(why));
 		fprintf(errf,
 			PROG ": no vigie-collector runs on %s, and %" PRIu64 " values of the "
-			     "journal a crash left wait for a storage daemon (%s): they stay "
+			     "journal a crash left wait for %s (%s): they stay "
 			     "in the journal, written when the collector runs, the daemon "
 			     "answers and its files are checked (%s)\n",
-			cfg->collector_data_dir, st.values_pending, why, vg_store_last_error(s));
+			cfg->collector_data_dir, st.values_pending,
+			cause & VG_STORE_PENDING_DAEMON ? "a storage daemon"
+							: vg_store_pending_what(cause),
+			why, vg_store_last_error(s));
 		vg_store_close_held(s); /* as said: no new try at close */
 		return 1;
 	}

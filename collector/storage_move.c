@@ -607,12 +607,15 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 		}
 		if (st.values_pending) {
 			char why[1200];
-			vg_store_pending_cause(s, 1, why, sizeof(why));
+			int cause = vg_store_pending_cause(s, 1, why, sizeof(why));
 			fprintf(errf,
-				PROG ": %llu values of the journal a crash left wait for a "
-				     "storage daemon (%s): start the collector or this command "
+				PROG ": %llu values of the journal a crash left wait for "
+				     "%s (%s): start the collector or this command "
 				     "again once it answers and its files are checked (%s)\n",
-				(unsigned long long)st.values_pending, why, vg_store_last_error(s));
+				(unsigned long long)st.values_pending,
+				cause & VG_STORE_PENDING_DAEMON ? "a storage daemon"
+								: vg_store_pending_what(cause),
+				why, vg_store_last_error(s));
 			held = 1; /* as said: no new try at close */
 			goto out;
 		}

@@ -364,6 +364,8 @@ struct vg_store {
 	 * an earlier one did not */
 	uint64_t owed;
 	int64_t dir_log_ms;     /* __atomic: when dir_missing last logged */
+	int64_t cache_full_ms;  /* __atomic: when a batch was last refused
+				 * for a full cache (0: never) */
 	uint64_t dir_log_quiet; /* __atomic: series not logged since */
 };
 
@@ -498,6 +500,8 @@ static void dirty_append(struct vg_store *s, struct series *se)
 
 /* ---- open / close helpers ------------------------------------------------------------ */
 
+#define CACHE_REFUSING_MS 10000 /* cache_refusing: a refusal this recent */
+
 void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 {
 #define LD(f) out->f = __atomic_load_n(&s->stats.f, __ATOMIC_RELAXED)
@@ -518,6 +522,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(series_unreachable);
 	LD(series_recreated);
 	LD(series_dir_missing);
+	LD(series_dir_waiting);
 	LD(backend_syncs);
 	for (int i = 0; i < VG_STORE_SYNC_N; i++)
 		LD(backend_syncs_by[i]);
@@ -535,6 +540,8 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	out->journal_bytes = __atomic_load_n(&s->j.stats.bytes, __ATOMIC_RELAXED);
 	out->journal_syncs = __atomic_load_n(&s->j.stats.syncs, __ATOMIC_RELAXED);
 	out->series_removed = __atomic_load_n(&s->series_removed, __ATOMIC_RELAXED);
+	int64_t full = __atomic_load_n(&s->cache_full_ms, __ATOMIC_RELAXED);
+	out->cache_refusing = full && vg_monotonic_ms() - full < CACHE_REFUSING_MS;
 }
 
 const char *vg_store_err_reason(int reason)
@@ -724,15 +731,19 @@ size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t 
 	return s && s->be ? vg_rrd_rrdcached_state(s->be, out, max) : 0;
 }
 
-void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t len)
+int vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t len)
 {
 	enum { MAXD = 64 };
 	struct vg_store_daemon *dm = calloc(MAXD, sizeof(*dm));
 	char down[512] = "", cut[512] = "", nodirs[512] = "";
-	size_t od = 0, oc = 0, on = 0, nd;
+	size_t od = 0, oc = 0, on = 0, nd, l = 0;
+	unsigned long long dirs = __atomic_load_n(&s->stats.series_dir_waiting, __ATOMIC_RELAXED);
+	int rc = 0;
 
-	if (!len)
-		return;
+	if (!len) {
+		free(dm);
+		return 0;
+	}
 	buf[0] = '\0';
 	nd = dm ? vg_store_daemons(s, dm, MAXD) : 0;
 	for (size_t i = 0; i < nd; i++) {
@@ -749,8 +760,19 @@ void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t 
 					       oc ? ", " : "", dm[i].address);
 	}
 	free(dm);
+	if (dirs) {
+		/* their type directory missing: not a daemon's doing */
+		l = (size_t)snprintf(buf, len,
+				     "%llu series whose type directory is missing (a data volume "
+				     "not mounted, a directory renamed away?): their values wait "
+				     "until it is back",
+				     dirs);
+		if (l >= len)
+			l = len - 1;
+		rc |= VG_STORE_PENDING_DIRS;
+	}
 	if (down[0] || cut[0] || nodirs[0]) {
-		snprintf(buf, len, "%s%s%s%s%s%s%s%s",
+		snprintf(buf + l, len - l, "%s%s%s%s%s%s%s%s%s", l ? "; " : "",
 			 down[0] ? "not answering: " : "", down,
 			 down[0] && (cut[0] || nodirs[0]) ? "; " : "",
 			 cut[0] ? (at_start ? "up, the start replay's check of its files cut "
@@ -762,10 +784,24 @@ void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t 
 				: "",
 			 cut, cut[0] && nodirs[0] ? "; " : "",
 			 nodirs[0] ? "up, " VG_STORE_CAUSE_NO_DIRS ": " : "", nodirs);
-	} else {
-		snprintf(buf, len, "no daemon down, cut short or unable to create "
-				   "directories: see the store's last error and /v1/health");
+		rc |= VG_STORE_PENDING_DAEMON;
+	} else if (!dirs) {
+		snprintf(buf, len, "%s",
+			 nd ? "no daemon down, cut short or unable to create "
+			      "directories: see the store's last error and /v1/health"
+			    : "no series directory missing: see the store's last error "
+			      "and /v1/health");
 	}
+	return rc;
+}
+
+/* What values still cached wait for, after vg_store_pending_cause's
+ * answer rc: the words of `storage flush` and the start warning. */
+const char *vg_store_pending_what(int rc)
+{
+	return rc & VG_STORE_PENDING_DAEMON ? "their storage daemon"
+	       : rc & VG_STORE_PENDING_DIRS ? "their series' directories"
+					    : "their files to be writable";
 }
 
 size_t vg_store_unlisted(struct vg_store *s, struct vg_store_unlisted *out, size_t max,
@@ -1367,8 +1403,10 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
 }
 
 /* ---- a series' directory missing ---------------------------------------------------
- * A file whose directory is gone with it (a data volume not mounted, a
- * directory renamed away), or whose directory is on another file system
+ * A file whose type directory is gone with it (a data volume not mounted,
+ * a type directory renamed away; a series' own directory removed, its
+ * type directory there, is a deletion: recreate), or whose directory is
+ * on another file system
  * than the store's (a volume replaced: files backend) was not deleted: it
  * is out of reach, and a file
  * created again there would split the series and, once the directory is
@@ -1378,7 +1416,10 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
  * that is down, retried each second, the cache bound answering RETRY
  * when too many wait, and are written to the real file once its directory
  * is back. Counted once per series and episode (series_dir_missing) and
- * logged at most once a minute, with the path. */
+ * logged at most once a minute, with the path. A daemon that refuses the
+ * LIST that would tell (dir_unknown) is treated alike, its log saying so.
+ * The start replay's series are not new either: series_open does not
+ * create them when their directory is missing (VG_RRD_KNOWN). */
 
 #define DIR_LOG_MS 60000
 
@@ -1389,14 +1430,17 @@ static void dir_note(struct vg_store *s, struct series *se, const struct vg_rrd_
 	const char *addr = it->loc->address;
 
 	if (!it->res.dir_missing) {
-		if (it->res.written)
+		if (it->res.written && se->dir_gone) {
 			se->dir_gone = 0; /* back: a later loss is a new episode */
+			__atomic_fetch_sub(&s->stats.series_dir_waiting, 1, __ATOMIC_RELAXED);
+		}
 		return;
 	}
 	if (se->dir_gone)
 		return;
 	se->dir_gone = 1;
 	count(&s->stats.series_dir_missing, 1);
+	count(&s->stats.series_dir_waiting, 1);
 	int64_t now = vg_monotonic_ms();
 	int64_t last = __atomic_load_n(&s->dir_log_ms, __ATOMIC_RELAXED);
 	if (last && now - last < DIR_LOG_MS) {
@@ -1409,8 +1453,20 @@ static void dir_note(struct vg_store *s, struct series *se, const struct vg_rrd_
 		return;
 	}
 	uint64_t quiet = __atomic_exchange_n(&s->dir_log_quiet, 0, __ATOMIC_RELAXED);
-	vg_warn("store: %s%s%s: the series' file and its directory are missing, or its "
-		"directory is on another file system than before (a data volume not "
+	if (it->res.dir_unknown) {
+		vg_warn("store: %s%s%s: the series' file is missing and the storage daemon "
+			"cannot tell whether its directory is there (%s): not created again; "
+			"its values wait in the cache and the journal until the daemon answers "
+			"(%llu other series found so since the last such message): permit LIST "
+			"on its socket, with the other commands the collector uses (-P "
+			"PING,UPDATE,BATCH,CREATE,INFO,LAST,FIRST,FORGET,FLUSH,FETCH,LIST,"
+			"PENDING,STATS; docs/operations.md \"A directory gone, not a file\")",
+			addr ? addr : "", addr ? ": " : "", it->loc->path, it->res.msg,
+			(unsigned long long)quiet);
+		return;
+	}
+	vg_warn("store: %s%s%s: the series' file and its type directory are missing, or "
+		"that directory is on another file system than before (a data volume not "
 		"mounted or replaced, a directory renamed away?): not created again; its "
 		"values wait in the cache and the journal until the directory is back "
 		"(%llu other series found so since the last such message; "
@@ -1905,6 +1961,8 @@ static void reap_dead(struct vg_store *s)
 		struct series *se = s->dead;
 		s->dead = se->dnext;
 		table_remove(s, se);
+		if (se->dir_gone) /* its values went with it */
+			__atomic_fetch_sub(&s->stats.series_dir_waiting, 1, __ATOMIC_RELAXED);
 		free(se->pend);
 		free(se);
 	}
@@ -2275,8 +2333,25 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 		policy_layout(s, metric, &lay);
 		if (flags & OPEN_PUBLISHED)
 			published_layout(s, &lay, &first_ms);
-		if ((rc = s->be->ops->create(s->be, &loc, kind, first_ms, &lay, msg,
-					     sizeof(msg), flags & VG_RRD_RECEIVER))) {
+		/* the journal's replay: not a new series (its values were
+		 * journaled), so a file missing with its directory is out of
+		 * reach, not to be created (backend.h VG_RRD_KNOWN) */
+		rc = s->be->ops->create(s->be, &loc, kind, first_ms, &lay, msg, sizeof(msg),
+					(flags & VG_RRD_RECEIVER) |
+						(flags & OPEN_REPLAY ? VG_RRD_KNOWN : 0));
+		if (rc == -ENOTDIR) {
+			/* opened with its last update unknown: its journaled
+			 * values are cached and wait for the directory as a
+			 * running store's do ("a series' directory missing",
+			 * dir_note), then go to the real file, those it
+			 * already holds skipped as already stored */
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "the start replay: %.400s: not created, its journaled values "
+				 "wait in the cache until the directory is back",
+				 msg);
+			last = INT64_MIN;
+			rc = 0;
+		} else if (rc) {
 			if (rc == -EHOSTUNREACH) {
 				count(&s->stats.series_unreachable, 1);
 				snprintf(s->last_error, sizeof(s->last_error),
@@ -2291,12 +2366,14 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 			if (rc == -EAGAIN) /* the batch waits: counted as one */
 				count(&s->stats.series_unreachable, 1);
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
+		} else {
+			last = (first_ms / 1000 - 1) * 1000;
+			/* the engine may have placed it elsewhere (a shared
+			 * record's earlier claim): its owner is what locate
+			 * says now */
+			if (s->be->ops->locate(s->be, rtype, id, metric, &loc))
+				return -EIO;
 		}
-		last = (first_ms / 1000 - 1) * 1000;
-		/* the engine may have placed it elsewhere (a shared record's
-		 * earlier claim): its owner is what locate says now */
-		if (s->be->ops->locate(s->be, rtype, id, metric, &loc))
-			return -EIO;
 	} else if (rc == -EHOSTUNREACH) {
 		/* A new series on a daemon that does not answer: the batch
 		 * waits (RETRY) rather than journal a value no file takes. */
@@ -2641,18 +2718,32 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	if (naccept && journal && s->pending &&
 	    s->pending + naccept > s->cache_max) {
 		pthread_cond_signal(&s->work_cv);
-		/* Why it is full, as far as the store can tell: values their
-		 * daemon did not take and that wait for it (owed), or a slow
-		 * writer. */
+		/* Why it is full, as far as the store can tell: series whose
+		 * type directory is missing, values their daemon did not take
+		 * and that wait for it (owed), or a slow writer. */
 		int waiting = s->owed > 0;
 		unsigned long long held = s->pending;
 		pthread_mutex_unlock(&s->mu);
 		count(&s->stats.cache_full, 1);
-		snprintf(s->last_error, sizeof(s->last_error),
-			 "storage full: the write-behind cache holds %llu values, %s", held,
-			 waiting ? "some waiting for a storage daemon that is down or "
-				   "behind (see /v1/health)"
-				 : "the storage thread is behind");
+		__atomic_store_n(&s->cache_full_ms, vg_monotonic_ms(), __ATOMIC_RELAXED);
+		unsigned long long dirs =
+			__atomic_load_n(&s->stats.series_dir_waiting, __ATOMIC_RELAXED);
+		int daemons = s->be && !strcmp(s->be->ops->name, "rrdcached");
+		if (dirs)
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "storage full: the write-behind cache holds %llu values, those of "
+				 "%llu series waiting because their type directory is missing (a "
+				 "data volume not mounted, a directory renamed away?: see the log "
+				 "and /v1/health)",
+				 held, dirs);
+		else
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "storage full: the write-behind cache holds %llu values, %s", held,
+				 !waiting  ? "the storage thread is behind"
+				 : daemons ? "some waiting for a storage daemon that is down or "
+					     "behind (see /v1/health)"
+					   : "some that could not be written for now (a full "
+					     "disk? see the log and /v1/health)");
 		return -EAGAIN;
 	}
 	if (jlen) {

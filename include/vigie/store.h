@@ -155,6 +155,13 @@ struct vg_store_stats {
 				      * values wait (values_pending) until
 				      * it is back; once per series and
 				      * episode (docs/operations.md) */
+	uint64_t series_dir_waiting; /* gauge: series whose values wait now
+				      * because their type directory is
+				      * missing (or replaced): those of
+				      * series_dir_missing not back yet */
+	uint64_t cache_refusing;     /* gauge: 1 while batches are refused
+				      * because the cache is full (one
+				      * refused in the last 10 s), else 0 */
 	/* backend_syncs by cause (enum vg_store_sync_cause) */
 	uint64_t backend_syncs_by[VG_STORE_SYNC_N];
 };
@@ -406,8 +413,9 @@ struct vg_store_daemon {
 size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max);
 
 /* Why values wait in the cache (vg_store_stats.values_pending), as the
- * store recorded it, into buf (always terminated): the daemons not
- * answering ("not answering: ADDR, ..."), the daemons up whose check of
+ * store recorded it, into buf (always terminated): the series waiting
+ * because their type directory is missing ("N series whose type directory
+ * is missing ..."), the daemons not answering ("not answering: ADDR, ..."), the daemons up whose check of
  * their files at connecting was cut short at [storage] check_max ("up,
  * ... cut short at [storage] check_max, to go on at a later connection:
  * ADDR"; AT_START words it as the start replay's check, which opening a
@@ -417,7 +425,13 @@ size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t 
  * beside it (vg_store_last_error says which file and what failed). The
  * one wording of the collector's start warning and of `storage flush` /
  * `convert` / `move`. Thread-safe. */
-void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t len);
+#define VG_STORE_PENDING_DAEMON 1 /* the cause names a storage daemon */
+#define VG_STORE_PENDING_DIRS 2   /* ... series directories missing */
+int vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t len);
+/* "their storage daemon", "their series' directories" or "their files to
+ * be writable", after vg_store_pending_cause's answer: what the values
+ * wait for, as `storage flush` and the start warning say it. */
+const char *vg_store_pending_what(int cause);
 
 /* An address the placement record names that is not in [storage] daemons
  * (a daemon removed from the list before its series were moved): reads

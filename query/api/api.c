@@ -563,27 +563,46 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 					      : json_pack("{s:I}", "series", (json_int_t)ul[i].series));
 		}
 	}
-	if (ss.write_errors || down || nocreate || refusing || vanished || state_rc || unlisted)
+	/* values held back by the store itself: series whose type directory
+	 * is missing (a volume not mounted), a cache full (every batch
+	 * answered RETRY); counts only, never a path */
+	int dirwait = ss.series_dir_waiting != 0, cachefull = ss.cache_refusing != 0;
+	if (ss.write_errors || down || nocreate || refusing || vanished || state_rc || unlisted ||
+	    dirwait || cachefull)
 		o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded", "version",
 			      VG_VERSION, "time", now, "store_write_errors",
 			      (json_int_t)ss.write_errors, "reason",
-			      state_rc   ? "the state database does not answer; see \"state_db\""
-			      : down     ? "a storage daemon does not answer; see \"storage\""
-			      : nocreate ? "a storage daemon cannot create new series (start "
-					   "rrdcached with -R); see \"storage\""
-			      : refusing ? "a storage daemon refuses the sync's FLUSH, or did not "
-					   "write a file it FLUSHed: values wait in the journal; "
-					   "see \"storage\""
-			      : vanished ? "series files were deleted under a storage daemon "
-					   "while it held acknowledged values for them; see "
-					   "\"storage\" and the collector's log"
-			      : unlisted ? "series are recorded on a storage daemon that is not in "
-					   "[storage] daemons; see \"unlisted_daemons\""
-					 : "values could not be written to their "
-					   "RRD files; see the collector's log");
+			      state_rc    ? "the state database does not answer; see \"state_db\""
+			      : down      ? "a storage daemon does not answer; see \"storage\""
+			      : dirwait   ? (cachefull ? "values wait: series directories are missing "
+							 "(a data volume not mounted?), and the "
+							 "write-behind cache is full: batches are "
+							 "answered RETRY; see the collector's log"
+						       : "values wait: series directories are missing "
+							 "(a data volume not mounted?); see the "
+							 "collector's log")
+			      : cachefull ? "the write-behind cache is full: batches are answered "
+					    "RETRY; see the collector's log"
+			      : nocreate  ? "a storage daemon cannot create new series (start "
+					    "rrdcached with -R); see \"storage\""
+			      : refusing  ? "a storage daemon refuses the sync's FLUSH, or did not "
+					    "write a file it FLUSHed: values wait in the journal; "
+					    "see \"storage\""
+			      : vanished  ? "series files were deleted under a storage daemon "
+					    "while it held acknowledged values for them; see "
+					    "\"storage\" and the collector's log"
+			      : unlisted  ? "series are recorded on a storage daemon that is not in "
+					    "[storage] daemons; see \"unlisted_daemons\""
+					  : "values could not be written to their "
+					    "RRD files; see the collector's log");
 	else
 		o = json_pack("{s:s,s:s,s:s}", "status", "ok", "version", VG_VERSION,
 			      "time", now);
+	if (dirwait)
+		json_object_set_new(o, "series_dir_waiting",
+				    json_integer((json_int_t)ss.series_dir_waiting));
+	if (cachefull)
+		json_object_set_new(o, "cache_full", json_true());
 	if (state)
 		json_object_set_new(o, "state_db", state);
 	if (daemons)

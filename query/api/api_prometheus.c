@@ -582,10 +582,19 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "(deleted while the collector ran: docs/operations.md)",
 		    (double)ss.series_recreated);
 		one(b, "vigie_store_series_dir_missing_total", "counter",
-		    "Series whose file a write found missing with its directory (a "
+		    "Series whose file a write found missing with its type directory (a "
 		    "volume not mounted, a directory renamed away): not created again, "
 		    "their values wait until it is back (docs/operations.md)",
 		    (double)ss.series_dir_missing);
+		one(b, "vigie_store_series_dir_waiting", "gauge",
+		    "Series whose values wait now because their type directory is "
+		    "missing or on another file system (a volume not mounted): "
+		    "docs/operations.md",
+		    (double)ss.series_dir_waiting);
+		one(b, "vigie_store_cache_refusing", "gauge",
+		    "1 while batches are answered RETRY because the write-behind cache "
+		    "is full (one refused in the last 10 s)",
+		    (double)ss.cache_refusing);
 		{
 			struct vg_store_daemon dm[16];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));

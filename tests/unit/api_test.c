@@ -1024,6 +1024,124 @@ static void test_metrics_datadir(void **state)
 	fx_answer_free(&a);
 }
 
+/* The host type directory away (a data volume not mounted): h1's values
+ * wait, and /v1/health says "degraded" with the reason and how many
+ * series wait, no path for a request without a token; once it is back
+ * and the values are written, "ok" again. Fails without the fix: the
+ * answer stayed {"status":"ok"} while values piled up (issue 14). */
+static void test_health_dir_waiting(void **state)
+{
+	char path[PATH_MAX], away[PATH_MAX + 8];
+	struct fx_answer a = {0};
+	struct vg_store_stats st;
+	struct vg_batch *b;
+	int64_t t = (T0 + 60 * NPOLLS - 30) * 1000; /* before test_health_degraded's */
+
+	(void)state;
+	assert_int_equal(vg_store_flush(srv.store), 0);
+	assert_int_equal(vg_store_path(srv.store, VG_RT_HOST, "h1", "memory.used", path,
+				       sizeof(path)),
+			 0);
+	*strrchr(path, '/') = '\0';
+	*strrchr(path, '/') = '\0'; /* rrd/host */
+	snprintf(away, sizeof(away), "%s.away", path);
+	assert_int_equal(rename(path, away), 0);
+	b = vg_batch_new("h1", 1, NPOLLS + 1, t);
+	vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t);
+	vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 5e9);
+	assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+	vg_batch_free(b);
+	(void)vg_store_flush(srv.store);
+
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
+	if (!a.json)
+		a.json = json_loadb(a.body ? a.body : "", a.len, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(a.json, "status")), "degraded");
+	const char *why = json_string_value(json_object_get(a.json, "reason"));
+	if (!why || !strstr(why, "values wait: series directories are missing"))
+		fail_msg("reason: %s", why ? why : "(none)");
+	assert_int_equal(json_integer_value(json_object_get(a.json, "series_dir_waiting")), 1);
+	assert_null(strstr(a.body, srv.dir)); /* no path without a token */
+	assert_null(strstr(a.body, "host/h1"));
+	fx_answer_free(&a);
+
+	assert_int_equal(rename(away, path), 0);
+	for (int k = 0; k < 1200; k++) { /* the storage thread's next try */
+		vg_store_get_stats(srv.store, &st);
+		if (!st.values_pending)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(vg_store_flush(srv.store), 0);
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
+	if (!a.json)
+		a.json = json_loadb(a.body ? a.body : "", a.len, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(a.json, "status")), "ok");
+	assert_null(json_object_get(a.json, "series_dir_waiting"));
+	fx_answer_free(&a);
+
+	if (fx_http(srv.url, "GET", "/metrics", admin_auth, NULL, &a) != 200)
+		fail_msg("GET /metrics: HTTP %ld", a.status);
+	if (!strstr(a.body, "\nvigie_store_series_dir_waiting 0\n") ||
+	    !strstr(a.body, "\nvigie_store_series_dir_missing_total 1\n") ||
+	    !strstr(a.body, "\nvigie_store_cache_refusing 0\n"))
+		fail_msg("/metrics lacks the directory gauges:\n%.3000s", a.body);
+	fx_answer_free(&a);
+}
+
+/* A store of its own with [storage] cache_values = 2, the host type
+ * directory away: once the cache is full every batch is refused (RETRY),
+ * and /v1/health says so, with the directories as the cause,
+ * "cache_full":true. Fails without the fix: "ok" (issue 14). */
+static void test_health_cache_full(void **state)
+{
+	struct fx_api x = {0};
+	struct fx_answer a = {0};
+	struct vg_config cfg;
+	char err[256], path[PATH_MAX], away[PATH_MAX + 8];
+	int rc = 0, m;
+
+	(void)state;
+	assert_int_equal(fx_tmpdir(x.dir, sizeof(x.dir), "api-full"), 0);
+	vg_config_defaults(&cfg);
+	cfg.storage_cache_values = 2;
+	if (vg_store_open(x.dir, &cfg, &x.store, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	for (m = 0; m < 20 && !rc; m++) {
+		int64_t t = (T0 + 60 * m) * 1000;
+		struct vg_batch *b = vg_batch_new("h9", 1, (uint64_t)m + 1, t);
+		vg_batch_resource(b, VG_RT_HOST, "h9", "h9", NULL, t);
+		vg_batch_sample(b, "load.1", VG_KIND_GAUGE, m);
+		rc = vg_store_write_batch(x.store, b);
+		vg_batch_free(b);
+		(void)vg_store_flush(x.store);
+		if (!m) { /* its file made: the type directory away */
+			assert_int_equal(vg_store_path(x.store, VG_RT_HOST, "h9", "load.1", path,
+						       sizeof(path)),
+					 0);
+			*strrchr(path, '/') = '\0';
+			*strrchr(path, '/') = '\0';
+			snprintf(away, sizeof(away), "%s.away", path);
+			assert_int_equal(rename(path, away), 0);
+		}
+	}
+	assert_int_equal(rc, -EAGAIN);
+	assert_int_equal(fx_api_start(&x, NULL), 0);
+	assert_int_equal(fx_http(x.url, "GET", "/v1/health", NULL, NULL, &a), 200);
+	if (!a.json)
+		a.json = json_loadb(a.body ? a.body : "", a.len, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(a.json, "status")), "degraded");
+	const char *why = json_string_value(json_object_get(a.json, "reason"));
+	if (!why || !strstr(why, "series directories are missing") ||
+	    !strstr(why, "the write-behind cache is full: batches are answered RETRY"))
+		fail_msg("reason: %s", why ? why : "(none)");
+	assert_true(json_is_true(json_object_get(a.json, "cache_full")));
+	assert_null(strstr(a.body, x.dir));
+	fx_answer_free(&a);
+	assert_int_equal(rename(away, path), 0);
+	fx_api_stop(&x);
+}
+
 /* An acknowledged value that cannot be written (its file replaced by one
  * librrd cannot read): /v1/health says "degraded" and /metrics counts it
  * under its reason. Runs last: it damages the host's file. */
@@ -1089,6 +1207,8 @@ int main(void)
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_start_errors),
 		cmocka_unit_test(test_metrics_datadir),
+		cmocka_unit_test(test_health_dir_waiting),
+		cmocka_unit_test(test_health_cache_full),
 		cmocka_unit_test(test_health_degraded),
 	};
 	const struct CMUnitTest list_text[] = {

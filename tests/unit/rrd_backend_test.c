@@ -356,8 +356,8 @@ static void test_remove(void **state)
 	}
 }
 
-/* A file whose directory is gone with it (renamed away: what an unmounted
- * volume looks like) is out of reach, not deleted: its values answer
+/* A file whose type directory is gone with it (host/ renamed away: what
+ * an unmounted volume looks like) is out of reach, not deleted: its values answer
  * unavailable (dir_missing), never missing, so the store creates nothing
  * at the old path; once the directory is back the same values are
  * written to the real file. rrdcached: the daemon (with -R) answers the
@@ -382,6 +382,7 @@ static void test_dir_gone(void **state)
 			snprintf(full, sizeof(full), "%s", loc.path);
 		snprintf(dir, sizeof(dir), "%s", full);
 		*strrchr(dir, '/') = '\0';
+		*strrchr(dir, '/') = '\0'; /* the type directory */
 		snprintf(away, sizeof(away), "%s.away", dir);
 		assert_int_equal(rename(dir, away), 0);
 
@@ -400,6 +401,53 @@ static void test_dir_gone(void **state)
 		assert_int_equal(it.res.written, 2);
 		assert_int_equal(it.res.unavailable, 0);
 		assert_int_equal(it.res.dir_missing, 0);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), 0);
+		assert_int_equal(last, MS(T0 + 120) + (engines[e].ms_exact ? 0 : 999));
+	}
+}
+
+/* A series' own directory removed (rm -r of one resource) while its type
+ * directory is there: an operator's deletion, not a volume gone, so its
+ * values answer missing (the store creates the file again), never
+ * dir_missing; a create then makes the directory again. rrdcached: the
+ * LIST of the series' directory answers "No such file", that of the type
+ * directory passes. Fails without the fix (issue 14): they answered
+ * unavailable, dir_missing, and waited forever. */
+static void test_resource_dir_removed(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct vg_rrd_backend *be = f->be[e];
+		struct vg_rrd_loc loc;
+		char full[PATH_MAX * 2], dir[PATH_MAX * 2 + 16];
+		struct stat sb;
+		int64_t last;
+
+		create(be, &f->lay, "node7", "load.1", VG_KIND_GAUGE, MS(T0), &loc);
+		if (engines[e].relative)
+			snprintf(full, sizeof(full), "%s/%s", e == 1 ? daemon1.base : daemon2.base,
+				 loc.path);
+		else
+			snprintf(full, sizeof(full), "%s", loc.path);
+		snprintf(dir, sizeof(dir), "%s", full);
+		*strrchr(dir, '/') = '\0';
+		assert_int_equal(unlink(full), 0);
+		assert_int_equal(rmdir(dir), 0);
+
+		struct vg_rrd_value v[2] = {{MS(T0 + 60), 1}, {MS(T0 + 120), 2}};
+		struct vg_rrd_item it = {.loc = &loc, .v = v, .n = 2};
+		update_items(be, &it, 1);
+		assert_int_equal(it.res.missing, 2);
+		assert_int_equal(it.res.dir_missing, 0);
+		assert_int_equal(it.res.unavailable, 0);
+		assert_int_equal(it.res.written, 0);
+		assert_int_equal(it.res.failed, 0);
+
+		create(be, &f->lay, "node7", "load.1", VG_KIND_GAUGE, MS(T0 + 60), &loc);
+		assert_int_equal(stat(full, &sb), 0);
+		update_items(be, &it, 1);
+		assert_int_equal(it.res.written, 2);
 		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), 0);
 		assert_int_equal(last, MS(T0 + 120) + (engines[e].ms_exact ? 0 : 999));
 	}
@@ -525,6 +573,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_info_fetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resource_dir_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -559,15 +559,30 @@ static void test_deleted_under_daemon_no_base(void **state)
 	deleted_under_daemon(0);
 }
 
-/* A series' directory renamed away under the daemon (what a volume not
- * mounted under its -b looks like), the daemon holding no entry for the
- * file (FORGOTten, as its -f timer does to an idle file): its UPDATEs
- * answer "No such file" as a deleted file's do, but the daemon's LIST of
- * the directory answers "No such file" too, so the file is not created
+/* FORGET every series' file on the daemon (as a daemon restarted would):
+ * its next UPDATE of one is answered "No such file" once it is gone from
+ * the daemon's disk. */
+static void forget_all(struct vg_rrdcd *c)
+{
+	char name[64];
+
+	for (int i = 0; i < NS; i++) {
+		snprintf(name, sizeof(name), "host/node%d/load.1.rrd", i);
+		assert_int_equal(vg_rrdcd_forget(c, name), 0);
+	}
+}
+
+/* A type directory (host/) renamed away under the daemon (what a volume
+ * not mounted under its -b looks like), the daemon holding no entry for
+ * the files (FORGOTten, as its -f timer does to an idle file): their
+ * UPDATEs answer "No such file" as a deleted file's do, but the daemon's
+ * LIST of the series' directory and of the type directory answer "No
+ * such file" too, so no file is created
  * again (the daemon has -R: a create would make the directories and a
  * fresh file that shadows the real one once it is back). Its values wait,
- * cached and journaled (values_pending), neither written nor write
- * errors; once the directory is back they are all in the real file, each
+ * cached and journaled (values_pending, series_dir_waiting), neither
+ * written nor write errors; once the directory is back they are all in
+ * the real files, each
  * once. With and without [storage] daemon_base. Fails without the check:
  * the file is created again at the old path (series_recreated 1) and
  * minute 1 is missing from the real one. */
@@ -591,9 +606,9 @@ static void dir_renamed_under_daemon(int base)
 	uint64_t errors = st.write_errors;
 
 	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
-	assert_int_equal(vg_rrdcd_forget(c, "host/node1/load.1.rrd"), 0);
+	forget_all(c);
 	vg_rrdcd_close(c);
-	snprintf(ndir, sizeof(ndir), "%s/host/node1", d.base);
+	snprintf(ndir, sizeof(ndir), "%s/host", d.base); /* the type directory */
 	snprintf(away, sizeof(away), "%s.away", ndir);
 	assert_int_equal(rename(ndir, away), 0);
 
@@ -603,7 +618,7 @@ static void dir_renamed_under_daemon(int base)
 	 * asserted: 60 s is only a bound against a hang) */
 	for (int k = 0; k < 1200; k++) {
 		vg_store_get_stats(s, &st);
-		if (st.series_dir_missing && st.values_pending == 2)
+		if (st.series_dir_missing == NS && st.values_pending == 2 * NS)
 			break;
 		usleep(50 * 1000);
 	}
@@ -615,8 +630,9 @@ static void dir_renamed_under_daemon(int base)
 	       base, rc, (unsigned long long)st.series_dir_missing,
 	       (unsigned long long)st.values_pending, (unsigned long long)st.series_recreated,
 	       (unsigned long long)dm[0].vanished);
-	assert_int_equal(st.series_dir_missing, 1);
-	assert_int_equal(st.values_pending, 2);
+	assert_int_equal(st.series_dir_missing, NS);
+	assert_int_equal(st.series_dir_waiting, NS);
+	assert_int_equal(st.values_pending, 2 * NS);
 	assert_int_equal(st.series_recreated, 0);
 	assert_int_equal(st.write_errors, errors);
 	assert_int_equal(dm[0].vanished, 0);
@@ -652,6 +668,98 @@ static void test_dir_renamed_under_daemon_no_base(void **state)
 {
 	(void)state;
 	dir_renamed_under_daemon(0);
+}
+
+/* every command the store uses but LIST */
+#define NO_LIST "PING,UPDATE,BATCH,CREATE,INFO,LAST,FIRST,FORGET,STATS,FETCH,FLUSH,PENDING,WROTE,QUIT,HELP"
+
+/* As dir_renamed_under_daemon, the store's socket started with -P
+ * without LIST: rrdcached 1.7.2 answers the LIST "-1 Permission
+ * denied.", which cannot tell a file deleted from a directory out of
+ * reach, so the file is not created again on a guess: its values wait
+ * (counted in series_dir_missing, values_pending), the log names the
+ * daemon and says to permit LIST, once; once the directory is back (LIST
+ * still refused: the UPDATE needs none) every value is in the real file.
+ * Fails without the fix: a refused LIST was taken for "the directory is
+ * there", the file created again at the old path (series_recreated 1,
+ * the daemon's -R making the directories) and minutes 1, 2 went there. */
+static void test_list_refused(void **state)
+{
+	char dir[200], addr[PATH_MAX], logp[PATH_MAX + 16], ndir[PATH_MAX * 2];
+	char away[PATH_MAX * 2 + 8];
+	struct hrd_daemon d;
+	struct vg_store *s;
+	struct vg_store_stats st;
+	struct vg_rrdcd *c;
+	struct stat sb;
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "list-refused"), 0);
+	snprintf(addr, sizeof(addr), "unix:%s/nolist.sock", dir);
+	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
+	const char *extra[] = {"-O", "-R", "-P", NO_LIST, "-l", addr, NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	s = write_through(dir, addr, d.base, 3600);
+	minute0_flushed(s);
+
+	/* the daemon's unrestricted socket: the files FORGOTten, their
+	 * type directory renamed away */
+	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
+	forget_all(c);
+	vg_rrdcd_close(c);
+	snprintf(ndir, sizeof(ndir), "%s/host", d.base); /* the type directory */
+	snprintf(away, sizeof(away), "%s.away", ndir);
+	assert_int_equal(rename(ndir, away), 0);
+
+	fflush(stderr);
+	int saved = dup(2), lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(saved >= 0 && lfd >= 0);
+	assert_int_equal(dup2(lfd, 2), 2);
+	close(lfd);
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 1), 0);
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 2), 0);
+	for (int k = 0; k < 1200; k++) { /* 60 s: only a bound against a hang */
+		vg_store_get_stats(s, &st);
+		if (st.series_dir_missing == NS && st.values_pending == 2 * NS)
+			break;
+		usleep(50 * 1000);
+	}
+	(void)vg_store_flush(s);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	vg_store_get_stats(s, &st);
+	printf("# LIST refused: dir missing %llu, pending %llu, recreated %llu\n",
+	       (unsigned long long)st.series_dir_missing, (unsigned long long)st.values_pending,
+	       (unsigned long long)st.series_recreated);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(stat(ndir, &sb), -1); /* nothing fresh at the old path */
+	assert_int_equal(st.series_dir_missing, NS);
+	assert_int_equal(st.values_pending, 2 * NS);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(count_lines(logp, "cannot tell whether its directory is there"), 1);
+	assert_int_equal(count_lines(logp, "Permission denied"), 1);
+	assert_int_equal(count_lines(logp, "permit LIST"), 1);
+	assert_true(count_lines(logp, addr) >= 1);
+
+	/* back: written to the real file */
+	assert_int_equal(rename(away, ndir), 0);
+	for (int k = 0; k < 1200; k++) {
+		vg_store_get_stats(s, &st);
+		if (!st.values_pending)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(vg_store_flush(s), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_recreated, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(s, i, 3);
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
 /* 1 when PATH is made immutable (on: 1) or writable again (on: 0): root,
@@ -1098,6 +1206,7 @@ int main(void)
 		cmocka_unit_test(test_deleted_under_daemon_no_base),
 		cmocka_unit_test(test_dir_renamed_under_daemon),
 		cmocka_unit_test(test_dir_renamed_under_daemon_no_base),
+		cmocka_unit_test(test_list_refused),
 		cmocka_unit_test_teardown(test_unwritable_file, immutable_teardown),
 		cmocka_unit_test_teardown(test_unwritable_file_local, immutable_teardown),
 		cmocka_unit_test(test_readback_local),

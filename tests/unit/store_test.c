@@ -57,7 +57,7 @@ struct fixture {
 
 static void rm_rf(const char *dir)
 {
-	char cmd[256];
+	char cmd[PATH_MAX + 16];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
@@ -933,6 +933,25 @@ static void test_deleted_file(void **state)
 	assert_int_equal(st.values_flushed, 1);
 }
 
+/* On rrdcached, FORGET node1's and node2's load1 on the daemon (as a
+ * daemon restarted, or vanished_check, would): its next UPDATE of them is
+ * answered "No such file" once they are gone from its disk. */
+static void forget_both(struct fixture *f)
+{
+	char path[PATH_MAX], opt[PATH_MAX];
+	struct vg_rrdcd *c;
+
+	if (!g_rrdcached)
+		return;
+	assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+	for (int k = 0; k < 2; k++) {
+		locate(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1", path, sizeof(path), opt,
+		       sizeof(opt));
+		assert_int_equal(vg_rrdcd_forget(c, path), 0);
+	}
+	vg_rrdcd_close(c);
+}
+
 /* The values that waited for a series' directory (renamed away, a volume
  * mounted over it) once it is back: the storage thread's next try (each
  * second; 60 s only bounds a hang) writes them to the real file, nothing
@@ -954,6 +973,7 @@ static void expect_waiting_written(struct fixture *f)
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, 0);
 	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(st.series_dir_waiting, 0); /* the episode is over */
 	assert_int_equal(journal_segments(f->dir), 0);
 	for (int k = 0; k < 2; k++) {
 		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1",
@@ -967,15 +987,17 @@ static void expect_waiting_written(struct fixture *f)
 	}
 }
 
-/* A series' directory renamed away while the store runs (what an
- * unmounted data volume looks like) is not a deleted file: nothing is
- * created at the old path, the values wait (cached, journaled, counted in
- * values_pending, neither written nor write errors), and once the
- * directory is back every one of them is in the real file. On rrdcached
- * (the daemon has -R, so a create would make the directories) the file is
- * FORGOTten first as in test_deleted_file. Fails without the fix: a fresh
- * file is created at the old path (series_recreated 1) and the values go
- * to it, not to the real file. */
+/* A type directory (rrd/host here) renamed away while the store runs
+ * (what an unmounted data volume looks like) is not a deleted file:
+ * nothing is created at the old path, the values wait (cached,
+ * journaled, counted in values_pending and series_dir_waiting, neither
+ * written nor write errors), and once the directory is back every one of
+ * them is in the real file. On rrdcached (the daemon has -R, so a create
+ * would make the directories) the files are FORGOTten first as in
+ * test_deleted_file. Fails without the fix: a fresh file is created at
+ * the old path (series_recreated 1) and the values go to it, not to the
+ * real file. (A series' own directory removed, its type directory there,
+ * is an operator's deletion: test_resource_dir_removed.) */
 static void test_dir_renamed(void **state)
 {
 	struct fixture *f = *state;
@@ -992,13 +1014,10 @@ static void test_dir_renamed(void **state)
 	assert_int_equal(vg_store_flush(f->s), 0);
 
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
-	if (g_rrdcached) {
-		struct vg_rrdcd *c;
-		assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
-		assert_int_equal(vg_rrdcd_forget(c, path), 0);
-		vg_rrdcd_close(c);
-	}
+	forget_both(f);
+	/* the type directory: rrd/host (node2's too) */
 	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
 	*strrchr(dir, '/') = '\0';
 	snprintf(away, sizeof(away), "%s.away", dir);
 	assert_int_equal(rename(dir, away), 0);
@@ -1014,19 +1033,231 @@ static void test_dir_renamed(void **state)
 	printf("# recreated %llu, dir missing %llu, pending %llu, write errors %llu\n",
 	       (unsigned long long)st.series_recreated, (unsigned long long)st.series_dir_missing,
 	       (unsigned long long)st.values_pending, (unsigned long long)st.write_errors);
-	/* nothing fresh at the old path, nothing lost, node1's two wait */
+	/* nothing fresh at the old path, nothing lost, both series' two wait */
 	assert_int_equal(stat(path, &sb), -1);
 	assert_int_equal(stat(dir, &sb), -1);
 	assert_int_equal(st.series_recreated, 0);
 	assert_int_equal(st.write_errors, 0);
-	assert_int_equal(st.series_dir_missing, 1);
-	assert_int_equal(st.values_pending, 2);
+	assert_int_equal(st.series_dir_missing, 2);
+	assert_int_equal(st.series_dir_waiting, 2);
+	assert_int_equal(st.values_pending, 4);
 	assert_true(journal_segments(f->dir) >= 1); /* their segment is held */
 
 	/* back: the storage thread's next try (each second) writes them to
 	 * the real file (60 s is only a bound against a hang) */
 	assert_int_equal(rename(away, dir), 0);
 	expect_waiting_written(f);
+}
+
+/* The same, the collector restarted (as after a kill -9) while the
+ * directory is away: the series' values left in its journal are not of a
+ * new series, so the start replay does not create its file either (a
+ * fresh one at the old path would split the series and shadow the real
+ * one once it is back): they wait, cached, and once the directory is back
+ * every one is in the real file. Fails without the fix (issue 14): the
+ * replay created the file and its directories at the old path, where
+ * minutes 3 and 4 went. */
+static void test_dir_renamed_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], opt[PATH_MAX], err[256];
+	struct stat sb;
+
+	for (int m = 0; m < 3; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	forget_both(f);
+	/* the type directory: rrd/host (node2's too) */
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+	for (int m = 3; m < 5; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+		(void)vg_store_flush(f->s);
+	}
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 4);
+
+	/* gone as by a kill -9: minutes 3 and 4 left in the journal */
+	vg_store_close_held(f->s);
+	f->s = NULL;
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	(void)vg_store_flush(f->s);
+	vg_store_get_stats(f->s, &st);
+	printf("# after the restart: pending %llu, dir missing %llu, write errors %llu: %s\n",
+	       (unsigned long long)st.values_pending, (unsigned long long)st.series_dir_missing,
+	       (unsigned long long)st.write_errors, vg_store_last_error(f->s));
+	assert_int_equal(stat(path, &sb), -1); /* nothing fresh at the old path */
+	assert_int_equal(stat(dir, &sb), -1);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.values_pending, 4);
+	assert_int_equal(st.series_dir_missing, 2);
+	assert_int_equal(st.series_dir_waiting, 2);
+
+	assert_int_equal(rename(away, dir), 0);
+	expect_waiting_written(f);
+}
+
+/* One resource's directory removed by an operator (rm -r
+ * rrd/host/node1) while the store runs, its type directory there: a
+ * deletion, not a volume gone. The file is created again (counted in
+ * series_recreated), the values from then on are written to it, nothing
+ * waits, and with a small cache ([storage] cache_values = 4) every batch
+ * of every series is still taken. Fails without the fix (issue 14): node1's
+ * values waited for the directory (series_dir_missing 1), and once 4
+ * waited every batch, node2's too, was answered -EAGAIN (RETRY). */
+static void test_resource_dir_removed(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_series r;
+	struct vg_batch *b;
+	char path[PATH_MAX], dir[PATH_MAX], opt[PATH_MAX], err[256];
+	struct stat sb;
+
+	vg_store_close(f->s);
+	f->cfg.storage_cache_values = 4;
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	for (int m = 0; m < 3; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	if (g_rrdcached) {
+		struct vg_rrdcd *c;
+		assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+		assert_int_equal(vg_rrdcd_forget(c, path), 0);
+		vg_rrdcd_close(c);
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	rm_rf(dir);
+	assert_int_equal(stat(dir, &sb), -1);
+
+	/* twelve minutes of both, each batch taken (not RETRY) */
+	for (int m = 3; m < 15; m++) {
+		for (int k = 0; k < 2; k++) {
+			b = one(VG_RT_HOST, k ? "node2" : "node1", MS(T0 + 60 * m), "load1",
+				VG_KIND_GAUGE, (k ? 11 : 1) + m);
+			int rc = vg_store_write_batch(f->s, b);
+			vg_batch_free(b);
+			if (rc)
+				fail_msg("minute %d of node%d: %d (%s)", m, k + 1, rc,
+					 vg_store_last_error(f->s));
+		}
+		(void)vg_store_flush(f->s);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	printf("# recreated %llu, dir missing %llu, waiting %llu, pending %llu, cache full %llu\n",
+	       (unsigned long long)st.series_recreated, (unsigned long long)st.series_dir_missing,
+	       (unsigned long long)st.series_dir_waiting, (unsigned long long)st.values_pending,
+	       (unsigned long long)st.cache_full);
+	assert_int_equal(st.series_recreated, 1);
+	assert_int_equal(st.series_dir_missing, 0);
+	assert_int_equal(st.series_dir_waiting, 0);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.cache_full, 0);
+	assert_int_equal(st.cache_refusing, 0);
+	assert_int_equal(stat(path, &sb), 0); /* the file made again */
+
+	/* node1: minutes 3..14 in the new file (a point at the start of
+	 * its step: minute 3 fills the step before it); node2 untouched:
+	 * 1..14 */
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1",
+						VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * 14), 60, 0, &r),
+				 0);
+		size_t known = 0;
+		for (size_t i = 0; i < r.n; i++) {
+			int64_t m = (r.points[i].time_ms - MS(T0)) / 60000 + 1;
+			if (isnan(r.points[i].value))
+				continue;
+			known++;
+			assert_true(r.points[i].value == (k ? 11 : 1) + (double)m);
+		}
+		assert_int_equal(known, k ? 14 : 12);
+		vg_series_free(&r);
+	}
+}
+
+/* A type directory away with a small cache ([storage] cache_values = 4):
+ * once 4 values wait, batches are refused (-EAGAIN: RETRY) and the
+ * receiver's error, the RETRY log line, names the missing directory, not
+ * a storage daemon; cache_refusing and series_dir_waiting say so (the
+ * gauges /v1/health reads), and vg_store_pending_cause (`storage flush`)
+ * names the directories. Fails without the fix: the error said "some
+ * waiting for a storage daemon that is down" on the files backend too. */
+static void test_dir_away_cache_full(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_batch *b;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], opt[PATH_MAX], err[256];
+	char why[1200];
+	int rc = 0, m;
+
+	vg_store_close(f->s);
+	f->cfg.storage_cache_values = 4;
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	for (m = 0; m < 3; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	forget_both(f);
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+	for (m = 3; m < 20 && !rc; m++) {
+		b = one(VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		rc = vg_store_write_batch(f->s, b);
+		vg_batch_free(b);
+		(void)vg_store_flush(f->s);
+	}
+	vg_store_get_stats(f->s, &st);
+	printf("# refused at minute %d: %d: %s\n", m - 1, rc, vg_store_last_error(f->s));
+	assert_int_equal(rc, -EAGAIN);
+	assert_non_null(strstr(vg_store_last_error(f->s), "type directory is missing"));
+	assert_null(strstr(vg_store_last_error(f->s), "storage daemon"));
+	assert_int_equal(st.cache_refusing, 1);
+	assert_int_equal(st.series_dir_waiting, 1);
+	int cause = vg_store_pending_cause(f->s, 0, why, sizeof(why));
+	printf("# cause %d: %s\n", cause, why);
+	assert_int_equal(cause, VG_STORE_PENDING_DIRS);
+	assert_non_null(strstr(why, "1 series whose type directory is missing"));
+	assert_string_equal(vg_store_pending_what(cause), "their series' directories");
+
+	/* back: the values are written, the gauge falls to 0 */
+	assert_int_equal(rename(away, dir), 0);
+	for (int k = 0; k < 1200; k++) {
+		vg_store_get_stats(f->s, &st);
+		if (!st.values_pending)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.series_dir_waiting, 0);
+	assert_int_equal(st.write_errors, 0);
 }
 
 /* A storage volume replaced rather than removed: another file system (a
@@ -1166,6 +1397,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_through_sync_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_renamed_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resource_dir_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_away_cache_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volume_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_published, setup, teardown),
 	};
