@@ -1,11 +1,12 @@
 /*
  * receiver_fixture.h — what the receiver's tests (tests/unit/receiver_test.c,
- * tests/unit/receiver_proof_bound_test.c) set up alike: the store written
- * through to a real rrdcached, the registry and the store as the
- * dispatch's first consumers, the receiver on a free loopback port run on
- * a thread of its own, and an agent's REQ socket to send it batches.
- * Header-only; each function returns 0 or -1 (the error printed), so that
- * a cmocka setup can return it.
+ * receiver_proof_bound_test.c, receiver_deadline_test.c) set up alike:
+ * the store written through to a real rrdcached, the registry and the
+ * store as the dispatch's first consumers, the receiver on a free
+ * loopback port run on a thread of its own, an agent's REQ socket, and
+ * the batches of gauges they send on it. Header-only; the set-up
+ * functions return 0 or -1 (the error printed), so that a cmocka setup
+ * can return it.
  */
 #ifndef VIGIE_TEST_RECEIVER_FIXTURE_H
 #define VIGIE_TEST_RECEIVER_FIXTURE_H
@@ -13,15 +14,18 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
+#include "vigie/batch.h"
 #include "vigie/config.h"
 #include "vigie/dispatch.h"
 #include "vigie/receiver.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
+#include "vigie/wire.h"
 
 #include "tests/support/free_port.h"
 
@@ -110,6 +114,51 @@ static inline void fxr_stop(struct vg_receiver *rx, pthread_t thread)
 	vg_receiver_stop(rx);
 	pthread_join(thread, NULL);
 	vg_receiver_close(rx);
+}
+
+/* HOST's batch SEQ of STREAM, at SEQ minutes after T0_MS: its instance
+ * "<host>-inst" with N gauges metric.<i> = seq + i; encoded (*len, the
+ * caller frees), or NULL. */
+static inline uint8_t *fxr_gauges(const char *host, uint64_t stream, uint64_t seq,
+				  int64_t t0_ms, int n, size_t *len)
+{
+	int64_t t = t0_ms + (int64_t)seq * 60000;
+	struct vg_batch *b = vg_batch_new(host, stream, seq, t);
+	char id[32], m[32];
+	uint8_t *buf = NULL;
+	int ok = b != NULL;
+
+	snprintf(id, sizeof(id), "%s-inst", host);
+	ok = ok && vg_batch_resource(b, VG_RT_INSTANCE, id, "vm", NULL, t);
+	for (int i = 0; i < n && ok; i++) {
+		snprintf(m, sizeof(m), "metric.%d", i);
+		ok = !vg_batch_sample(b, m, VG_KIND_GAUGE, (double)seq + i);
+	}
+	if (!ok || vg_wire_encode(b, &buf, len))
+		buf = NULL;
+	vg_batch_free(b);
+	return buf;
+}
+
+/* Send BUF (LEN bytes, an encoded batch SEQ; freed) on the REQ socket S:
+ * its ack's status, -1 when none came within the socket's receive timeout
+ * (the agent's ack timeout: it would fail over), -2 when the send failed
+ * or the answer is not SEQ's ack. */
+static inline int fxr_send(int s, uint8_t *buf, size_t len, uint64_t seq)
+{
+	struct vg_ack a;
+	void *reply = NULL;
+	int n, sent = nn_send(s, buf, len, 0);
+
+	free(buf);
+	if (sent != (int)len)
+		return -2;
+	n = nn_recv(s, &reply, NN_MSG, 0);
+	if (n < 0)
+		return -1;
+	sent = vg_wire_ack_decode(reply, (size_t)n, &a);
+	nn_freemsg(reply);
+	return sent || a.seq != seq ? -2 : a.status;
 }
 
 #endif

@@ -180,46 +180,18 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* host's batch seq: its instance with NFILES gauges metric.<i> = seq + i
- * at minute seq; encoded. */
-static uint8_t *encode(const char *host, uint64_t seq, size_t *len)
-{
-	int64_t t = T0 + (int64_t)seq * 60000;
-	struct vg_batch *b = vg_batch_new(host, STREAM, seq, t);
-	char id[32];
-	uint8_t *buf;
-
-	snprintf(id, sizeof(id), "%s-inst", host);
-	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, "vm", NULL, t));
-	for (int i = 0; i < NFILES; i++) {
-		char m[32];
-		snprintf(m, sizeof(m), "metric.%d", i);
-		assert_int_equal(vg_batch_sample(b, m, VG_KIND_GAUGE, (double)seq + i), 0);
-	}
-	assert_int_equal(vg_wire_encode(b, &buf, len), 0);
-	vg_batch_free(b);
-	return buf;
-}
-
-/* Send host's batch seq; its ack's status, or -1 when none came within
- * the socket's receive timeout (the agent's ack timeout: it fails over). */
+/* Send host's batch seq on s (its instance with NFILES gauges metric.<i> = seq + i at minute seq): its ack's
+ * status, or -1 when none came within the socket's receive timeout. */
 static int send_on(int s, const char *host, uint64_t seq)
 {
 	size_t len;
-	uint8_t *buf = encode(host, seq, &len);
-	struct vg_ack a;
-	void *reply = NULL;
-	int n;
+	uint8_t *buf = fxr_gauges(host, STREAM, seq, T0, NFILES, &len);
+	int st;
 
-	assert_int_equal(nn_send(s, buf, len, 0), (int)len);
-	free(buf);
-	n = nn_recv(s, &reply, NN_MSG, 0);
-	if (n < 0)
-		return -1;
-	assert_int_equal(vg_wire_ack_decode(reply, (size_t)n, &a), 0);
-	nn_freemsg(reply);
-	assert_int_equal(a.seq, seq);
-	return a.status;
+	assert_non_null(buf);
+	st = fxr_send(s, buf, len, seq);
+	assert_int_not_equal(st, -2);
+	return st;
 }
 
 /* Send until not answered RETRY (the agent's re-sends); the last status. */
