@@ -146,6 +146,16 @@ static void write_one(struct vg_store *s, int rtype, const char *id,
 	vg_batch_free(b);
 }
 
+/* node1's and node2's load1 at minutes [from, to): 1 + m and 11 + m. */
+static void write_nodes(struct fixture *f, int from, int to)
+{
+	for (int m = from; m < to; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+}
+
 static void test_gauge_and_counter(void **state)
 {
 	struct fixture *f = *state;
@@ -867,11 +877,7 @@ static void test_deleted_file(void **state)
 	f->cfg.npolicies = 1;
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
 
-	for (int m = 0; m < 3; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
-	}
+	write_nodes(f, 0, 3);
 	assert_int_equal(vg_store_flush(f->s), 0);
 
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
@@ -887,9 +893,7 @@ static void test_deleted_file(void **state)
 
 	/* the next two minutes: the first finds the file missing */
 	for (int m = 3; m < 5; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
+		write_nodes(f, m, m + 1);
 		assert_int_equal(vg_store_flush(f->s), 0);
 	}
 	vg_store_get_stats(f->s, &st);
@@ -952,6 +956,23 @@ static void forget_both(struct fixture *f)
 	vg_rrdcd_close(c);
 }
 
+/* The type directory (rrd/host) of node1's and node2's load1 renamed
+ * away, their files FORGOTten on the daemon first: path (PATH_MAX) the
+ * file of node1's, dir (PATH_MAX) the type directory, away (PATH_MAX + 8)
+ * where it went. */
+static void type_dir_away(struct fixture *f, char *path, char *dir, char *away)
+{
+	char opt[PATH_MAX];
+
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, PATH_MAX, opt, sizeof(opt));
+	forget_both(f);
+	snprintf(dir, PATH_MAX, "%s", path);
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, PATH_MAX + 8, "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+}
+
 /* The values that waited for a series' directory (renamed away, a volume
  * mounted over it) once it is back: the storage thread's next try (each
  * second; 60 s only bounds a hang) writes them to the real file, nothing
@@ -1002,30 +1023,17 @@ static void test_dir_renamed(void **state)
 {
 	struct fixture *f = *state;
 	struct vg_store_stats st;
-	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], opt[PATH_MAX];
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8];
 	struct stat sb;
 	int rc;
 
-	for (int m = 0; m < 3; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
-	}
+	write_nodes(f, 0, 3);
 	assert_int_equal(vg_store_flush(f->s), 0);
 
-	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
-	forget_both(f);
-	/* the type directory: rrd/host (node2's too) */
-	snprintf(dir, sizeof(dir), "%s", path);
-	*strrchr(dir, '/') = '\0';
-	*strrchr(dir, '/') = '\0';
-	snprintf(away, sizeof(away), "%s.away", dir);
-	assert_int_equal(rename(dir, away), 0);
+	type_dir_away(f, path, dir, away);
 
 	for (int m = 3; m < 5; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
+		write_nodes(f, m, m + 1);
 		rc = vg_store_flush(f->s);
 		printf("# flush with the directory away: %d\n", rc);
 	}
@@ -1061,27 +1069,14 @@ static void test_dir_renamed_restart(void **state)
 {
 	struct fixture *f = *state;
 	struct vg_store_stats st;
-	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], opt[PATH_MAX], err[256];
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256];
 	struct stat sb;
 
-	for (int m = 0; m < 3; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
-	}
+	write_nodes(f, 0, 3);
 	assert_int_equal(vg_store_flush(f->s), 0);
-	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
-	forget_both(f);
-	/* the type directory: rrd/host (node2's too) */
-	snprintf(dir, sizeof(dir), "%s", path);
-	*strrchr(dir, '/') = '\0';
-	*strrchr(dir, '/') = '\0';
-	snprintf(away, sizeof(away), "%s.away", dir);
-	assert_int_equal(rename(dir, away), 0);
+	type_dir_away(f, path, dir, away);
 	for (int m = 3; m < 5; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
+		write_nodes(f, m, m + 1);
 		(void)vg_store_flush(f->s);
 	}
 	vg_store_get_stats(f->s, &st);
@@ -1128,11 +1123,7 @@ static void test_resource_dir_removed(void **state)
 	vg_store_close(f->s);
 	f->cfg.storage_cache_values = 4;
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
-	for (int m = 0; m < 3; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
-	}
+	write_nodes(f, 0, 3);
 	assert_int_equal(vg_store_flush(f->s), 0);
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
 	if (g_rrdcached) {
@@ -1282,11 +1273,7 @@ static void test_volume_replaced(void **state)
 		print_message("# files backend only\n");
 		skip();
 	}
-	for (int m = 0; m < 3; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
-	}
+	write_nodes(f, 0, 3);
 	assert_int_equal(vg_store_flush(f->s), 0);
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
 	snprintf(dir, sizeof(dir), "%s", path); /* <rrd>/host/node1/load1.rrd */
@@ -1302,9 +1289,7 @@ static void test_volume_replaced(void **state)
 	snprintf(sub, sizeof(sub), "%s/node1", dir);
 	assert_int_equal(mkdir(sub, 0755), 0);
 	for (int m = 3; m < 5; m++) {
-		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
-		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
-			  11 + m);
+		write_nodes(f, m, m + 1);
 		rc = vg_store_flush(f->s);
 		printf("# flush with the volume replaced: %d\n", rc);
 	}
