@@ -276,15 +276,22 @@ demo: deps
 # slower and its timeouts are the ones nearest. TEST_JOBS=1 on the command
 # line runs them one at a time.
 TEST_JOBS ?= $(if $(filter 1,$(SAN)),1,$(shell nproc 2>/dev/null || echo 1))
+# The bench tools the integration tests drive (bench_tool, alarm_tools in
+# tests/integration/lib.sh) are made here, before the tests: made by the
+# tests themselves, two programs started together ran make on one target
+# at once and one of them skipped ("could not be built").
+TEST_BENCH_TOOLS = $(BUILD)/bench/query_seed $(BUILD)/bench/billing_replay \
+		   $(BUILD)/bench/alarms_send $(BUILD)/bench/alarms_hook
+
 check: deps
-	@$(MAKE) --no-print-directory all unit-tests integration-tests $(BUILD)/bench/query_seed
+	@$(MAKE) --no-print-directory all unit-tests integration-tests $(TEST_BENCH_TOOLS)
 	@VIGIE_BUILD=$(BUILD) TEST_JOBS=$(TEST_JOBS) bash tests/run.sh
 
 # The cluster scenario (tests/cluster/cluster_test.sh: PostgreSQL, two
 # rrdcached, three collectors, agents, failures): a few minutes, so outside
 # make check; .ci/run calls it. Knobs: HOSTS, DOMAINS, POLLS, FAULTS.
 cluster-test: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/alarms_hook $(BUILD)/bench/billing_replay
+	@$(MAKE) --no-print-directory all $(TEST_BENCH_TOOLS)
 	@VIGIE_BUILD=$(BUILD) TEST_GROUPS=cluster bash tests/run.sh
 
 bench: deps

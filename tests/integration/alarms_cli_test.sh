@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 
 if [[ ! -x $BIN/../bench/alarms_send ]]; then
-  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/alarms_send" >"$TMP/make.log" 2>&1 ||
+  bench_make "$BUILD/bench/alarms_send" >"$TMP/make.log" 2>&1 ||
     { echo "1..0 # SKIP cannot build bench/alarms_send (see $TMP/make.log)"; cat "$TMP/make.log" >&2; exit 0; }
 fi
 SEND=$BIN/../bench/alarms_send

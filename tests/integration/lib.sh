@@ -131,8 +131,17 @@ free_ports() {
 bench_tool() {
   BENCH_TOOL=$ROOT/$BUILD/bench/$1
   [[ $BUILD = /* ]] && BENCH_TOOL=$BUILD/bench/$1
-  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/$1" >/dev/null 2>&1
+  bench_make "$BUILD/bench/$1" >/dev/null 2>&1
   [[ -x $BENCH_TOOL ]]
+}
+# bench_make TARGET...: make them, one test program at a time (programs
+# run side by side: two makes of one target at once break each other's
+# objects; make check builds them first anyway)
+bench_make() {
+  local lock=$ROOT/$BUILD
+  [[ $BUILD = /* ]] && lock=$BUILD
+  mkdir -p "$lock" && lock=$lock/.bench-make.lock
+  flock "$lock" make -s -C "$ROOT" BUILD="$BUILD" "$@"
 }
 
 collector_ports() {
@@ -150,7 +159,7 @@ alarm_tools() {
   SEND=$BIN/../bench/alarms_send
   HOOKBIN=$BIN/../bench/alarms_hook
   [[ -x $SEND && -x $HOOKBIN ]] && return 0
-  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" \
+  bench_make "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" \
     >"$TMP/make.log" 2>&1 && return 0
   echo "1..0 # SKIP cannot build bench/alarms_send, alarms_hook (see $TMP/make.log)"
   cat "$TMP/make.log" >&2
