@@ -173,6 +173,7 @@ LIBS_store_rrdcached_sync_test := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_rrdcached_flush_test := collector common
 LIBS_rrdcached_replay_test := collector common
+LIBS_rrdcached_check_confirm_test := collector common
 LIBS_rrdcached_open_stall_test := collector common
 LIBS_rrdcached_refused_flush_test := api alarms billing collector common
 LIBS_sender_test        := agent common

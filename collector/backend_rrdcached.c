@@ -231,13 +231,14 @@
  * connection, which goes on from there (see client_get_bounded). The
  * default of [storage] check_max (vg_rrd_rrdcached_check_bound) */
 #define CHECK_MAX_MS 30000
-/* A file the sync's read-back finds behind is read again before it is
- * counted unwritten (behind_confirm): FLUSH and INFO on the same
- * connection, at once and then after pauses doubling from
- * CONFIRM_PAUSE_MS to CONFIRM_PAUSE_MAX_MS; declared once its last update
- * stayed where it was (still behind) for CONFIRM_STALL_MS, as a failed
- * write does; one still moving after CONFIRM_MAX_MS (a long write) goes
- * back for the next sync, not counted */
+/* A file the sync's read-back, or a new connection's check, finds behind
+ * is read again before it is counted unwritten or lost (behind_confirm):
+ * FLUSH (none after a FORGET) and INFO on the same connection, at once
+ * and then after pauses doubling from CONFIRM_PAUSE_MS to
+ * CONFIRM_PAUSE_MAX_MS; declared once its last update stayed where it was
+ * (still behind) for CONFIRM_STALL_MS, as a failed write does; one still
+ * moving after CONFIRM_MAX_MS (a long write) goes back for the next sync
+ * or connection, not counted */
 #define CONFIRM_PAUSE_MS 5
 #define CONFIRM_PAUSE_MAX_MS 200
 #define CONFIRM_STALL_MS 1000
@@ -410,18 +411,28 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 
 struct flush_conn;
 
-/* A file a sync FLUSHed and reads back (unwritten_check): its name
- * (borrowed from the sync's snapshot) and the newest time the daemon took
- * of ours for it. */
+/* A file read back after a FLUSH (or FORGET) and found behind, to be
+ * confirmed (behind_confirm): the sync's read-back (unwritten_check) and
+ * a new connection's check (check_sent). Its name (borrowed from the
+ * taken set, which outlives the read-back) and the newest time of ours
+ * it must hold. */
 struct rb_item {
 	const char *name;
 	int64_t want;
 	/* once found behind (behind_confirm): its last update read back
-	 * (ms), when that was first read, and whether it is declared */
+	 * (ms), when that was first read, and what the confirmation found
+	 * (RB_*) */
 	int64_t have;
 	int64_t seen_ms;
-	int declared;
+	int state;
+	int journaled; /* check_sent's: the entry's journaled */
 };
+
+#define RB_OPEN 0    /* being read again */
+#define RB_WRITTEN 1 /* reached want: written (another's write ended) */
+#define RB_STILL 2   /* stayed behind CONFIRM_STALL_MS: not written */
+#define RB_GONE 3    /* no such file */
+#define RB_UNREAD 4  /* not read (broken, another error), or still moving */
 
 struct daemon {
 	char addr[256];
@@ -947,6 +958,56 @@ static void replay_times_done(struct daemon *d, const char *name, int journaled)
 	pthread_mutex_unlock(&d->mu);
 }
 
+static int rb_add(struct daemon *d, const char *name, int64_t want);
+static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item *b, size_t n,
+			   int flush, int site);
+
+/* NAME, read after its FLUSH or FORGET, is behind WANT, the newest time
+ * of ours (HAVE: its last update read): noted in d->rb, which check_sent
+ * confirms once its groups are done (check_confirm: another FLUSH's write
+ * of it may still be going on). Without memory for that it is marked
+ * lost at once, as before the confirmation. 0, or mark_lost's error. */
+static int check_behind(struct daemon *d, const char *name, int64_t have, int64_t want,
+			int journaled, size_t *nlost)
+{
+	if (!rb_add(d, name, want)) {
+		d->rb[d->nrb - 1].have = have;
+		d->rb[d->nrb - 1].journaled = journaled;
+		return 0;
+	}
+	if (mark_lost(d, name, have, want, nlost))
+		return -ENOMEM;
+	replay_times_done(d, name, journaled);
+	return 0;
+}
+
+/* The files check_sent found behind (d->rb, check_behind), read again on
+ * c (behind_confirm: FLUSH and INFO, or INFO alone after a FORGET): one
+ * that reached our newest time is durable; one that stayed behind, or is
+ * gone, lost (mark_lost: the store re-sends what it lacks); one not read
+ * or still being written goes back to d->sent (*ret -EIO: the next
+ * connection checks it again). Once for all the check's groups, so a
+ * daemon that lost many files costs the check CONFIRM_STALL_MS once. */
+static void check_confirm(struct daemon *d, struct vg_rrdcd *c, int forget, size_t *nlost,
+			  int *ret)
+{
+	behind_confirm(d, c, d->rb, d->nrb, !forget, VG_STORE_FLUSH_CHECK);
+	for (size_t i = 0; i < d->nrb; i++) {
+		const struct rb_item *it = &d->rb[i];
+
+		if (it->state == RB_WRITTEN ||
+		    ((it->state == RB_STILL || it->state == RB_GONE) &&
+		     !mark_lost(d, it->name, it->state == RB_GONE ? INT64_MIN : it->have,
+				it->want, nlost))) {
+			replay_times_done(d, it->name, it->journaled);
+			continue; /* durable, or lost */
+		}
+		put_back(d, it->name); /* checked again later, by its times */
+		*ret = -EIO;
+	}
+	d->nrb = 0;
+}
+
 /* The check after a failure (check_sent), for the files se/names[0..*k)
  * that lack our newest value: asks the daemon what it holds cached of
  * each (PENDING). A file with a cached value newer than any we claimed
@@ -1036,11 +1097,12 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		return rc;
 	}
 	for (size_t i = 0; i < nf; i++) {
+		/* the file lacks ours: confirmed at the check's end (another
+		 * FLUSH's write may be going on), then re-sent after the older */
 		if (!ferr[i] && older[i] && flast[i] * 1000 + 999 < fwant[i] &&
-		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, fwant[i], nlost)) {
-			replay_times_done(d, fnames[i], fjournaled[i]);
-			continue; /* the file lacks ours: re-sent after the older */
-		}
+		    !check_behind(d, fnames[i], flast[i] * 1000 + 999, fwant[i], fjournaled[i],
+				  nlost))
+			continue;
 		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
 			put_back(d, fnames[i]); /* checked again later, by its times */
 			*ret = -EIO;
@@ -1092,6 +1154,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	snap = d->sent;
 	d->sent = d->spare; /* cleared when it was put back, below */
 	pthread_mutex_unlock(&d->mu);
+	d->nrb = 0; /* the files found behind (check_behind) */
 	if (!read_last) {
 		ret = flush_sent(d, c, extra, nextra, &snap);
 		goto done;
@@ -1199,7 +1262,10 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				replay_times_done(d, names[i], se[i]->journaled);
 				continue; /* durable */
 			}
-			if ((ri == 0 || ri == -ENOENT || ri == -EREMOTEIO) &&
+			if (ri == 0 &&
+			    !check_behind(d, names[i], have, se[i]->t_ms, se[i]->journaled, nlost))
+				continue; /* behind: confirmed below */
+			if ((ri == -ENOENT || ri == -EREMOTEIO) &&
 			    !mark_lost(d, names[i], have, se[i]->t_ms, nlost)) {
 				replay_times_done(d, names[i], se[i]->journaled);
 				continue; /* behind what it accepted, or gone: lost */
@@ -1208,6 +1274,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			ret = -EIO;
 		}
 	}
+	check_confirm(d, c, forget, nlost, &ret);
 done:
 	/* snap was the set before the swap; d->sent now holds what came
 	 * since, and the cleared snap is the next spare */
@@ -1332,8 +1399,8 @@ static int vanished_check(struct daemon *d, struct vg_rrdcd *c, const char *name
 	return 1;
 }
 
-/* Note NAME (borrowed: the sync's snapshot outlives the read-back) for
- * the read-back of this sync (d->vmu). 0, or -ENOMEM. */
+/* Note NAME (borrowed: the taken set outlives the read-back) for the
+ * read-back of this sync or check (d->vmu). 0, or -ENOMEM. */
 static int rb_add(struct daemon *d, const char *name, int64_t want)
 {
 	if (d->nrb == d->rb_cap) {
@@ -1345,41 +1412,45 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
 		d->rb_cap = cap;
 	}
 	d->rb[d->nrb].name = name;
+	d->rb[d->nrb].journaled = 0;
 	d->rb[d->nrb++].want = want;
 	return 0;
 }
 
-/* The files b[0..n) the read-back found behind (each with the last
- * update it read, have), confirmed before any is counted unwritten.
+/* The files b[0..n) a read-back found behind (each with the last update
+ * it read, have), confirmed before any is taken for unwritten (the sync:
+ * unwritten_check) or lost (a new connection's check: check_sent).
  * rrdcached 1.7.2 answers a FLUSH "Successfully flushed" at once, without
  * waiting, when a writer thread already took the file's values for
  * another FLUSH of it and is still writing them (its flush_file waits
  * only while values are cached): another connection of this collector's
  * (the receiver's proof FLUSH, an API read), another collector, the
- * daemon's -w timer. The read-back's INFO then reads the file before that
- * write lands: a false alarm, which counted the file, degraded the daemon
- * and sent its values again, to be refused as already stored. A write in
- * progress shows: librrd updates the file's last update in place (mmap),
- * value by value, and INFO reads the file (tried with the Debian daemon:
- * 20,000 values in 19 archives written in 70 ms, the last update seen
- * from another connection moving 12 times meanwhile; a second FLUSH
- * answered in 51 us). A failed write never moves it. So each file is
- * FLUSHed and read again on C (vg_rrdcd_last_update_many, 32 at a time:
- * the FLUSH writes what the daemon took for it since), at once and then after pauses doubling from
- * CONFIRM_PAUSE_MS to CONFIRM_PAUSE_MAX_MS: one that reached ours was
- * written (nothing counted), one whose last update moved is waited for,
- * one whose last update stayed where it was for CONFIRM_STALL_MS was not
- * written: kept in b (compacted, each with its last have), their count
- * returned. One still moving at CONFIRM_MAX_MS, or not read (the
- * connection broke, another error), goes back to d->sent (*ret -EIO: the
- * journal is kept and the next sync reads it again); one gone is
- * vanished_check's. Left: a write that shows no progress for
+ * daemon's -w timer. An INFO then reads the file before that write
+ * lands: a false alarm, which counted the file unwritten (or lost),
+ * degraded the daemon and sent its values again, to be refused as
+ * already stored. A write in progress shows: librrd updates the file's
+ * last update in place (mmap), value by value, and INFO reads the file
+ * (tried with the Debian daemon: 20,000 values in 19 archives written in
+ * 70 ms, the last update seen from another connection moving 12 times
+ * meanwhile; a second FLUSH answered in 51 us). A failed write never
+ * moves it. So each file is read again on C, 32 at a time, at once and
+ * then after pauses doubling from CONFIRM_PAUSE_MS to
+ * CONFIRM_PAUSE_MAX_MS: FLUSH and INFO when FLUSH is set
+ * (vg_rrdcd_last_update_many: the FLUSH writes what the daemon took for
+ * it since; counted in d->flushes_by[SITE]), INFO alone otherwise (after
+ * a FORGET: a FLUSH would write another collector's values taken since,
+ * past ours, and hide ours as written). Each item's state says what was
+ * found: RB_WRITTEN (it reached want), RB_STILL (its last update stayed
+ * where it was for CONFIRM_STALL_MS: not written; have is the last
+ * read), RB_GONE (no such file), RB_UNREAD (the connection broke or
+ * another error, or still moving at CONFIRM_MAX_MS: a long write). The
+ * callers decide. Left: a write that shows no progress for
  * CONFIRM_STALL_MS (its writer thread held that long before the first
- * value) is declared still (counted, sent again, nothing lost). Costs
- * nothing while every file reads back written; a failed write makes its
- * sync wait CONFIRM_STALL_MS more. */
-static size_t behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item *b, size_t n,
-			     int *ret)
+ * value) is taken for still (sent again, nothing lost). Costs nothing
+ * while every file reads back written; a failed write makes its caller
+ * wait CONFIRM_STALL_MS more, once for all its files. */
+static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item *b, size_t n,
+			   int flush, int site)
 {
 	const char *names[VG_RRDCD_LAST_MANY_MAX];
 	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
@@ -1390,11 +1461,9 @@ static size_t behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_ite
 
 	for (size_t i = 0; i < n; i++) {
 		b[i].seen_ms = start;
-		b[i].declared = 0;
+		b[i].state = RB_OPEN;
 	}
 	while (nopen) {
-		size_t w = 0;
-
 		if (pause) {
 			int64_t left = start + CONFIRM_MAX_MS - vg_monotonic_ms();
 			if (left > 0)
@@ -1407,54 +1476,49 @@ static size_t behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_ite
 			int rc = -ENOTCONN;
 
 			for (; at < n && k < VG_RRDCD_LAST_MANY_MAX; at++)
-				if (!b[at].declared) {
+				if (b[at].state == RB_OPEN) {
 					idx[k] = at;
 					names[k++] = b[at].name;
 				}
 			if (!k)
 				break;
-			if (vg_rrdcd_connected(c)) {
-				count(&d->flushes_by[VG_STORE_FLUSH_SYNC], k);
+			if (vg_rrdcd_connected(c) && flush) {
+				count(&d->flushes_by[site], k);
 				rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
+			} else if (vg_rrdcd_connected(c)) {
+				rc = vg_rrdcd_info_last_many(c, names, k, last_s, err);
 			}
 			int64_t now = vg_monotonic_ms();
 			for (size_t i = 0; i < k; i++) {
 				struct rb_item *it = &b[idx[i]];
 				int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
 
-				if (have >= it->want) {
-					it->name = NULL; /* written: another's write ended */
-				} else if (have > it->have) {
+				if (!rc && !err[i] && have >= it->want) {
+					it->state = RB_WRITTEN; /* another's write ended */
+				} else if (!rc && !err[i] && have > it->have) {
 					it->have = have; /* a write goes on: wait */
 					it->seen_ms = now;
 				} else if (!rc && !err[i]) {
-					it->declared = now - it->seen_ms >= CONFIRM_STALL_MS;
-				} else if (!rc && err[i] == -ENOENT &&
-					   vanished_check(d, c, it->name, it->want, err[i])) {
-					it->name = NULL;
+					if (now - it->seen_ms >= CONFIRM_STALL_MS)
+						it->state = RB_STILL;
+				} else if (!rc && err[i] == -ENOENT) {
+					it->state = RB_GONE;
 				} else {
-					put_back(d, it->name); /* read again next sync */
-					*ret = -EIO;
-					it->name = NULL;
+					it->state = RB_UNREAD;
 				}
 			}
 		}
 		nopen = 0;
 		int over = vg_monotonic_ms() - start >= CONFIRM_MAX_MS;
 		for (size_t i = 0; i < n; i++) {
-			if (!b[i].name)
+			if (b[i].state != RB_OPEN)
 				continue;
-			if (!b[i].declared && over) {
-				put_back(d, b[i].name); /* still being written */
-				*ret = -EIO;
-				continue;
-			}
-			nopen += !b[i].declared;
-			b[w++] = b[i];
+			if (over)
+				b[i].state = RB_UNREAD; /* still being written */
+			else
+				nopen++;
 		}
-		n = w;
 	}
-	return n;
 }
 
 /* A file whose write failed in the daemon (issue 14). rrdcached 1.7.2
@@ -1532,12 +1596,22 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 		}
 		at += k;
 	}
-	size_t n = behind_confirm(d, c, d->rb, nbehind, ret);
+	size_t n = nbehind;
+	behind_confirm(d, c, d->rb, n, 1, VG_STORE_FLUSH_SYNC);
 	nbehind = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct rb_item *it = &d->rb[i];
 		int logged;
 
+		if (it->state == RB_WRITTEN)
+			continue;
+		if (it->state == RB_GONE && vanished_check(d, c, it->name, it->want, -ENOENT))
+			continue;
+		if (it->state != RB_STILL) {   /* not read, or still moving */
+			put_back(d, it->name); /* read again next sync */
+			*ret = -EIO;
+			continue;
+		}
 		if (mark_lost(d, it->name, it->have, it->want, NULL)) {
 			put_back(d, it->name); /* read again next sync */
 			*ret = -EIO;
