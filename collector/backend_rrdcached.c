@@ -80,7 +80,9 @@
  * time of each call is recorded before it is sent (and lowered after, if
  * not all of it was written), so a verification running meanwhile sees
  * it. A file found
- * behind is "lost": its updates answer unavailable (the store keeps the
+ * behind, and still behind once read again while another FLUSH's write
+ * of it may be going on (check_confirm), is "lost": its updates answer
+ * unavailable (the store keeps the
  * values cached) until the store, told through lost(), has put the lost
  * values back in front of its cache from the journal and called resent().
  * A restarted daemon may also refuse a value its file lacks (its -j
@@ -1038,8 +1040,8 @@ static void check_confirm(struct daemon *d, struct vg_rrdcd *c, int forget, size
  * price: a value of ours that the daemon's journal replay skipped
  * (docs/operations.md "A replay that skips a value") under a newer one of
  * ours it kept is not found, as with a FLUSH before that FORGET existed.
- * Those files leave names/se/last_s (done, lost, or back in d->sent when
- * their FLUSH failed); the rest are compacted to the front and *k says
+ * Those files leave names/se/last_s (done, noted for check_confirm when
+ * still behind, or back in d->sent when their FLUSH failed); the rest are compacted to the front and *k says
  * how many, for the FORGET. 0, or the connection's negative errno
  * (nothing decided: the caller puts every file back). */
 static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
