@@ -3103,9 +3103,14 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	count(&r->stats.write_ns_total, (uint64_t)(vg_monotonic_ns() - t0));
 }
 
-/* A BATCH round trip to d took ms (cut: at least that): d's estimate of
- * its next ones, the longest of the recent ones (a slower one raises it
- * at once, each faster one lowers it by an eighth). */
+/* A write-through BATCH round trip of the receiver's to d took ms (cut:
+ * at least that): d's estimate of its next ones, the longest of the
+ * recent ones (a slower one raises it at once, each faster one lowers it
+ * by an eighth). The receiver's only: each of its waits is bounded by
+ * wt_timeout_ms, so the estimate never exceeds what a batch's deadline
+ * holds and its first round trips always start (a storage thread's wait
+ * on a stalled daemon, up to IO_TIMEOUT_MS, would make it skip every one
+ * until the estimate came down). */
 static void rtt_note(struct daemon *d, int64_t ms)
 {
 	int64_t old = __atomic_load_n(&d->rtt_ms, __ATOMIC_RELAXED);
@@ -3260,7 +3265,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				vg_rrd_rrdcached_test_before_send(items[idx[0]].loc->path);
 			int64_t sent_ms = vg_monotonic_ms();
 			rc = vg_rrdcd_batch(c, u, k, err, &br);
-			rtt_note(d, vg_monotonic_ms() - sent_ms);
+			if (items[idx[0]].no_connect) /* the receiver's: see rtt_note */
+				rtt_note(d, vg_monotonic_ms() - sent_ms);
 			for (size_t j = 0; j < k; j++) {
 				struct vg_rrd_item *it = &items[idx[j]];
 				int64_t wmax = INT64_MIN;
