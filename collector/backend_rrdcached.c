@@ -459,6 +459,10 @@ struct daemon {
 	int suspect;
 	uint64_t errors; /* __atomic */
 	uint64_t calls;  /* __atomic */
+	/* __atomic: its BATCH round trips' recent duration (rtt_note), and
+	 * the receiver's round trips not started for it (rcd_update_many) */
+	int64_t rtt_ms;
+	uint64_t rtt_skips;
 	/* Files updated and not yet verified durable, with the newest time
 	 * the daemon accepted for each (d->mu) */
 	struct sent_set sent;
@@ -2013,13 +2017,10 @@ static struct vg_rrdcd *client_bounded(struct daemon *d, int *rc, int io_ms)
  * the store looks at the deadline before each open). */
 static int rx_io_ms(const struct rcd *r)
 {
-	int64_t left;
+	int64_t now = vg_monotonic_ms();
+	int64_t left = vg_phase_end(now, r->wt_timeout_ms, r->rx_deadline_ms, NULL) - now;
 
-	if (!r->rx_deadline_ms)
-		return r->wt_timeout_ms;
-	left = r->rx_deadline_ms - vg_monotonic_ms();
-	left = left < 1 ? 1 : left;
-	return left < r->wt_timeout_ms ? (int)left : r->wt_timeout_ms;
+	return left < 1 ? 1 : (int)left;
 }
 
 /* Give the client back after a call that returned rc. */
@@ -3178,6 +3179,22 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	count(&r->stats.write_ns_total, (uint64_t)(vg_monotonic_ns() - t0));
 }
 
+/* A write-through BATCH round trip of the receiver's to d took ms (cut:
+ * at least that): d's estimate of its next ones, the longest of the
+ * recent ones (a slower one raises it at once, each faster one lowers it
+ * by an eighth). The receiver's only: each of its waits is bounded by
+ * wt_timeout_ms, so the estimate never exceeds what a batch's deadline
+ * holds and its first round trips always start (a storage thread's wait
+ * on a stalled daemon, up to IO_TIMEOUT_MS, would make it skip every one
+ * until the estimate came down). */
+static void rtt_note(struct daemon *d, int64_t ms)
+{
+	int64_t old = __atomic_load_n(&d->rtt_ms, __ATOMIC_RELAXED);
+	int64_t est = ms > old - old / 8 ? ms : old - old / 8;
+
+	__atomic_store_n(&d->rtt_ms, est, __ATOMIC_RELAXED);
+}
+
 /* Many series: one BATCH per daemon (per BATCH_ITEMS series); an item the
  * daemon refused goes through update_refused alone. */
 static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items, size_t n)
@@ -3250,20 +3267,27 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n, .nds = 1, .ts = ts + off, .ts_ms = 1, .values = vals + off};
 				off += it->n;
 			}
-			int io_ms = r->wt_timeout_ms;
+			/* the receiver's batch deadline (vg_rrd_item) or its
+			 * own bound per wait, whichever first. A round trip the
+			 * time left cannot hold (this daemon's recent ones took
+			 * longer) is not started: cut under way, its answer
+			 * would be left unread and its connection closed, a
+			 * back-off for every batch after; not started, its
+			 * values only wait for the storage thread */
+			int by_deadline = 0;
+			int64_t now = vg_monotonic_ms();
 			int64_t dl = items[idx[0]].no_connect ? items[idx[0]].deadline_ms : 0;
-			if (dl) { /* the receiver's batch deadline (vg_rrd_item) */
-				int64_t left = dl - vg_monotonic_ms();
-				if (left <= 0) {
-					for (size_t j = 0; j < k; j++) {
-						items[idx[j]].res.unavailable += items[idx[j]].n;
-						items[idx[j]].res.cut += items[idx[j]].n;
-					}
-					continue;
+			int64_t left = vg_phase_end(now, r->wt_timeout_ms, dl, &by_deadline) - now;
+			if (by_deadline &&
+			    (left <= 0 || left < __atomic_load_n(&d->rtt_ms, __ATOMIC_RELAXED))) {
+				for (size_t j = 0; j < k; j++) {
+					items[idx[j]].res.unavailable += items[idx[j]].n;
+					items[idx[j]].res.cut += items[idx[j]].n;
 				}
-				if (left < io_ms)
-					io_ms = (int)left;
+				count(&d->rtt_skips, 1);
+				continue;
 			}
+			int io_ms = left < 1 ? 1 : (int)left;
 			c = items[idx[0]].no_connect ? client_idle(d, &rc, io_ms)
 						     : client_get(d, &rc);
 			if (!c) {
@@ -3315,7 +3339,10 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 						       items[idx[j]].v[items[idx[j]].n - 1].t_ms);
 			if (vg_rrd_rrdcached_test_before_send)
 				vg_rrd_rrdcached_test_before_send(items[idx[0]].loc->path);
+			int64_t sent_ms = vg_monotonic_ms();
 			rc = vg_rrdcd_batch(c, u, k, err, &br);
+			if (items[idx[0]].no_connect) /* the receiver's: see rtt_note */
+				rtt_note(d, vg_monotonic_ms() - sent_ms);
 			for (size_t j = 0; j < k; j++) {
 				struct vg_rrd_item *it = &items[idx[j]];
 				int64_t wmax = INT64_MIN;

@@ -197,7 +197,11 @@ struct vg_receiver {
 	int unverified_episode;
 	int proof_late_logged;   /* a proof cut off by its bound: logged once */
 	int64_t cur_deadline_ms; /* the deadline of the batch being checked */
-	uint64_t n_deadline;     /* vg_log_limited: deadline RETRY answers */
+	/* the last time the socket was seen empty (a receive found nothing,
+	 * or the loop's poll timed out): every message taken after arrived
+	 * after it, so its deadline counts from there (recv_msg) */
+	int64_t quiet_ms;
+	uint64_t n_deadline; /* vg_log_limited: deadline RETRY answers */
 	/* this collector's holding marks may be in the registry (a batch
 	 * was committed with one, or it just started: marks of its last
 	 * run), and when they were last renewed (monotonic ms) */
@@ -652,15 +656,11 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 	int64_t margin = r->o.proof_margin_ms ? r->o.proof_margin_ms : VG_RECEIVER_PROOF_MARGIN_MS;
 	int64_t bound = r->o.proof_timeout_ms > 0 ? r->o.proof_timeout_ms
 						  : VG_RECEIVER_PROOF_TIMEOUT_MS;
-	int64_t deadline = vg_monotonic_ms() + bound;
-	struct host_series h = {0};
-	int rc, by_batch = 0;
-
+	int by_batch;
 	/* and by the batch's own deadline, whichever comes first */
-	if (r->cur_deadline_ms && r->cur_deadline_ms < deadline) {
-		deadline = r->cur_deadline_ms;
-		by_batch = 1;
-	}
+	int64_t deadline = vg_phase_end(vg_monotonic_ms(), bound, r->cur_deadline_ms, &by_batch);
+	struct host_series h = {0};
+	int rc;
 
 	if (!r->o.store || margin < 0 || commit == INT64_MAX)
 		return 0;
@@ -1347,14 +1347,25 @@ static int recv_msg(struct vg_receiver *r, struct msg *m)
 	h.msg_iovlen = 1;
 	h.msg_control = &m->ctrl;
 	h.msg_controllen = NN_MSG;
+	int64_t before = vg_monotonic_ms();
 	n = nn_recvmsg(r->sock, &h, NN_DONTWAIT);
-	if (n < 0)
-		return -errno;
+	if (n < 0) {
+		int e = errno;
+		if (e == EAGAIN)
+			r->quiet_ms = before;
+		return -e;
+	}
 	m->len = (size_t)n;
 	m->admitted = 0;
-	/* the batch's deadline, from now: see vg_receiver_options */
+	/* the batch's deadline (see vg_receiver_options), from its arrival:
+	 * not from now, as it may have waited in the socket's queue while
+	 * the previous group was handled (a daemon slow, a commit), and the
+	 * agent's ack timeout runs from its send. nanomsg does not say when
+	 * it came: its earliest possible arrival is when the socket was last
+	 * seen empty (quiet_ms), never later than the real one (an idle
+	 * receiver's is up to recv_timeout_ms earlier) */
 	m->deadline_ms = r->o.ack_timeout_ms
-				 ? vg_monotonic_ms() + (int64_t)r->o.ack_timeout_ms * 3 / 4
+				 ? r->quiet_ms + (int64_t)r->o.ack_timeout_ms * 3 / 4
 				 : 0;
 	return 0;
 }
@@ -1579,6 +1590,7 @@ int vg_receiver_run(struct vg_receiver *r)
 	/* the marks this collector left before a restart (same holder name):
 	 * renewed while the values replayed from its journal wait for a
 	 * daemon, else cleared at the first tick (one statement) */
+	r->quiet_ms = vg_monotonic_ms();
 	if (r->o.hold_ttl_ms > 0) {
 		r->holding = 1;
 		r->hold_renewed_ms = vg_monotonic_ms() - r->o.hold_ttl_ms;
@@ -1587,12 +1599,17 @@ int vg_receiver_run(struct vg_receiver *r)
 	while (!r->stop) {
 		struct pollfd pfd[2] = {{.fd = rcvfd, .events = POLLIN},
 					{.fd = r->efd, .events = POLLIN}};
-		int e;
+		int e, pr;
 
 		/* NN_RCVFD only says a message may be there: the receive
 		 * below does not wait either way */
-		if (poll(pfd, 2, r->ncarry ? 0 : r->o.recv_timeout_ms) > 0 &&
-		    (pfd[1].revents & POLLIN))
+		pr = poll(pfd, 2, r->ncarry ? 0 : r->o.recv_timeout_ms);
+		/* a poll that timed out saw the socket empty throughout (one
+		 * woken by a message says only that it came since the last
+		 * quiet time, at most recv_timeout_ms earlier when idle) */
+		if (pr == 0)
+			r->quiet_ms = vg_monotonic_ms();
+		if (pr > 0 && (pfd[1].revents & POLLIN))
 			run_jobs(r);
 		e = -run_group(r, 1);
 		tick(r);

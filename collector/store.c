@@ -287,6 +287,10 @@ struct vg_store {
 				    * the write_batch calls it cut short
 				    * (vg_store_deadline_cuts): receiver only */
 	uint64_t deadline_cuts;
+	/* mu: a write-through round trip was not started (or ended) for the
+	 * batch's deadline (vg_rrd_result.cut) since the receiver's
+	 * write-through began: the rest waits for the storage thread */
+	int wt_cut;
 	int write_through;         /* [storage] write_through: each batch
 				    * reaches the backend before its ack */
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
@@ -1542,6 +1546,8 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 				count_err(s, r, res->failed_by[r]);
 			failed = res->failed;
 			cut = res->cut;
+			if (cut)
+				s->wt_cut = 1;
 			if (res->flushed && g->loc[i].arrived_ms > se->flushed_ms)
 				se->flushed_ms = g->loc[i].arrived_ms;
 			if (res->failed) {
@@ -1667,6 +1673,12 @@ static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
 		if (g->n) {
 			group_write(s, g);
 			now = vg_monotonic_ms();
+			if (no_connect && s->wt_cut) {
+				/* a round trip the deadline could not hold:
+				 * the rest cannot wait for it either */
+				defer_rest(s, now);
+				break;
+			}
 			if (!rc)
 				continue;
 		}
@@ -2607,17 +2619,12 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	 * stays and re-sends), the series opened so far stay in the table,
 	 * so each attempt goes on where the last one stopped and the batch
 	 * is taken whole, once (see series_open). */
-	int64_t opens_until = journal && s->daemon_wait_ms
-				      ? vg_monotonic_ms() + (int64_t)s->daemon_wait_ms
-				      : 0;
 	/* and by the batch's deadline (vg_store_set_deadline), whichever
 	 * comes first: the phases before (a proof) used part of the time */
 	int by_deadline = 0;
-	if (journal && s->batch_deadline_ms &&
-	    (!opens_until || s->batch_deadline_ms < opens_until)) {
-		opens_until = s->batch_deadline_ms;
-		by_deadline = 1;
-	}
+	int64_t opens_until = journal ? vg_phase_end(vg_monotonic_ms(), s->daemon_wait_ms,
+						     s->batch_deadline_ms, &by_deadline)
+				      : 0;
 	s->gen++;
 	if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
 		reap_dead(s); /* before any series pointer of this batch */
@@ -2871,11 +2878,14 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 		 * daemon that is down or restarting never makes this batch's
 		 * ack late (vg_rrd_item.no_connect) */
 		pthread_mutex_lock(&s->mu);
+		s->wt_cut = 0;
 		rc = flush_all_locked(s, s->owner, VG_STORE_SYNC_BATCH);
-		pthread_mutex_unlock(&s->mu);
-		/* the deadline reached: what was not sent is held (above) */
-		if (s->batch_deadline_ms && vg_monotonic_ms() >= s->batch_deadline_ms)
+		/* the deadline reached, or a round trip not started for it:
+		 * what was not sent is held (above) */
+		if (s->wt_cut ||
+		    (s->batch_deadline_ms && vg_monotonic_ms() >= s->batch_deadline_ms))
 			s->deadline_cuts++;
+		pthread_mutex_unlock(&s->mu);
 	}
 	__atomic_store_n(&s->receiving, 0, __ATOMIC_RELAXED);
 	return rc;

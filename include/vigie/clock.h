@@ -25,6 +25,23 @@ static inline int64_t vg_ms_to_s_ceil(int64_t ms)
 {
 	return ms / 1000 + (ms % 1000 > 0);
 }
+/* The end of one phase of a batch (docs/operations.md "One deadline per
+ * batch"): bound_ms from now_ms (<= 0: no bound of its own) or the
+ * batch's deadline_ms (vg_monotonic_ms; 0: none), whichever comes first;
+ * 0 when neither bounds it. *by_deadline (may be NULL) is set to 1 when
+ * the batch's deadline is the one, so a cut there is the batch's. The
+ * one place where a phase's bound meets the batch's deadline: every phase
+ * takes its end from here, and its time left is the end less now. */
+static inline int64_t vg_phase_end(int64_t now_ms, int64_t bound_ms, int64_t deadline_ms,
+				   int *by_deadline)
+{
+	int64_t end = bound_ms > 0 ? now_ms + bound_ms : 0;
+	int by = deadline_ms && (!end || deadline_ms < end);
+
+	if (by_deadline)
+		*by_deadline = by;
+	return by ? deadline_ms : end;
+}
 void vg_sleep_ms(int64_t ms); /* interrupted early by signals */
 /* Initialise cv so that pthread_cond_timedwait takes CLOCK_MONOTONIC
  * deadlines (a wall clock step then neither ends a wait early nor holds

@@ -135,6 +135,28 @@ static void test_civil(void **state)
 	}
 }
 
+/* one phase of a batch: its own bound or the batch's deadline, whichever
+ * first (vg_phase_end, every phase's end) */
+static void test_phase_end(void **state)
+{
+	int by = -1;
+
+	(void)state;
+	assert_int_equal(vg_phase_end(1000, 500, 0, &by), 1500); /* no deadline */
+	assert_int_equal(by, 0);
+	assert_int_equal(vg_phase_end(1000, 500, 1200, &by), 1200); /* deadline first */
+	assert_int_equal(by, 1);
+	assert_int_equal(vg_phase_end(1000, 500, 1800, &by), 1500); /* bound first */
+	assert_int_equal(by, 0);
+	assert_int_equal(vg_phase_end(1000, 500, 1500, &by), 1500); /* a tie: the bound's */
+	assert_int_equal(by, 0);
+	assert_int_equal(vg_phase_end(1000, 0, 1800, &by), 1800); /* no bound of its own */
+	assert_int_equal(by, 1);
+	assert_int_equal(vg_phase_end(1000, 0, 0, &by), 0); /* neither */
+	assert_int_equal(by, 0);
+	assert_int_equal(vg_phase_end(1000, 500, 900, NULL), 900); /* already past */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +164,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_synthetic),
 		cmocka_unit_test(test_civil),
+		cmocka_unit_test(test_phase_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
