@@ -188,6 +188,7 @@ LIBS_store_policy_test  := collector common
 LIBS_rrd_file_test      := collector common
 LIBS_lifecycle_test     := billing collector common
 LIBS_store_test         := collector common
+LIBS_store_nomem_test   := collector common
 LIBS_token_test         := api alarms billing collector common
 LIBS_wire_test          := common
 

@@ -11,9 +11,12 @@
  * Design. Read the defaults, the config file (--config) and the flags (which
  * override the file through vg_config_set, so they are validated the same
  * way); create the data directory; open the RRD store and the receiver's
- * registry handle; register the consumers (registry first, so a resource
- * exists before its series, then the store); start the HTTP API on its own
- * threads; run the receiver on this thread until SIGTERM or SIGINT.
+ * registry handle; register the consumers (the store first, then the
+ * registry: a batch the store refuses, answered RETRY or 503, reaches no
+ * other consumer, so it leaves no resource, metric row, last value or
+ * last-seen time behind; one the registry then refuses is in the journal,
+ * and its resend finds its values duplicates and registers them); start
+ * the HTTP API on its own threads; run the receiver on this thread until SIGTERM or SIGINT.
  *
  * Signed agents: the keys of [collector] keys_dir are loaded at start-up
  * (a bad or world-readable key file, or a missing directory while
@@ -819,9 +822,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vg_dispatch_init(&dispatch);
-	cons = vg_registry_consumer(reg);
-	vg_dispatch_add(&dispatch, &cons);
+	/* the store before the registry: a batch the store refuses (RETRY,
+	 * 503) must leave no trace in the registry, whose rows and last
+	 * values the API shows (the registry commits in batch(); later
+	 * consumers are not called after an -EAGAIN: vigie/dispatch.h) */
 	cons = vg_store_consumer(store);
+	vg_dispatch_add(&dispatch, &cons);
+	cons = vg_registry_consumer(reg);
 	vg_dispatch_add(&dispatch, &cons);
 	/* billing: usage metering after the store; the rate card
 	 * is checked now so a bad one stops start-up (exit 2) */

@@ -2686,7 +2686,19 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				nrej++;
 				continue;
 			}
-			if (rc == -ENOMEM) {
+			if (rc == -ENOMEM && journal) {
+				/* no memory for the series: its value would be
+				 * neither journaled nor cached, and the batch
+				 * acknowledged. The batch waits (RETRY, nothing
+				 * journaled); the series opened so far stay in the
+				 * table, so its next attempt goes on from here. */
+				count(&s->stats.series_unreachable, 1);
+				snprintf(s->last_error, sizeof(s->last_error),
+					 "no memory to open a series of the batch; "
+					 "nothing of it journaled, answered RETRY");
+				return -EAGAIN;
+			}
+			if (rc == -ENOMEM) { /* the replay: counted */
 				nerr_mem++;
 				continue;
 			}

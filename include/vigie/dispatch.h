@@ -2,11 +2,14 @@
  * vigie — the collector's one internal interface from receiver to consumers.
  *
  * Every batch the receiver accepts (decoded, valid, not a duplicate) is
- * handed to each registered consumer in registration order: the registry,
- * the RRD store, the billing meter, the alarm engine, (when [alarms]
- * notify is set) the publisher of the live metric stream and (with several
- * collectors) the cluster's metric stream (vigie/cluster.h);
- * collector/compose.c registers them. Adding a consumer never touches the receiver.
+ * handed to each registered consumer in registration order: the RRD
+ * store, the registry (after the store, so that a batch the store refuses
+ * leaves no resource, metric row or last value: nothing after a consumer
+ * that returned -EAGAIN sees the batch), the billing meter, the alarm
+ * engine, (when [alarms] notify is set) the publisher of the live metric
+ * stream and (with several collectors) the cluster's metric stream
+ * (vigie/cluster.h); collector/compose.c registers them. Adding a
+ * consumer never touches the receiver.
  *
  * Acknowledgement rule: the receiver acknowledges a batch to the agent only
  * when every consumer returned 0 for it (from batch and, if it has one,

@@ -133,8 +133,8 @@ struct vg_store_stats {
 				      * no answer within the receiver's
 				      * bound, or it cannot create the file
 				      * now: no -R, no space; or no file
-				      * descriptor left to read or create
-				      * it); the agent
+				      * descriptor or memory left to read,
+				      * create or hold it); the agent
 				      * re-sends it */
 	uint64_t journal_bytes;      /* appended since open */
 	uint64_t journal_syncs;      /* fdatasync calls */

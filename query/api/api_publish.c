@@ -24,8 +24,9 @@
  *     catalogue's unit) -> 403; new series past the project's
  *     publish_series_max -> 429;
  *   - one vg_batch per host handed to vg_receiver_inject_batch: the same
- *     dispatch chain as agent batches (registry, store, billing, alarms,
- *     the PUB stream), marked published: values, never an observation
+ *     dispatch chain as agent batches (store, registry, billing, alarms,
+ *     the PUB stream: a batch the store refuses reaches no other, so a
+ *     503 leaves no resource, metric row or last value), marked published: values, never an observation
  *     of the resource (the meter skips it, the alarm engine's host clock
  *     and agent_silent ignore it). 2xx only when every batch returned 0, i.e. every
  *     value is journaled (fdatasync) like an acknowledged agent batch;

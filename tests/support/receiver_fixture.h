@@ -1,8 +1,9 @@
 /*
  * receiver_fixture.h — what the receiver's tests (tests/unit/receiver_test.c,
  * receiver_proof_bound_test.c, receiver_deadline_test.c) set up alike:
- * the store written through to a real rrdcached, the registry and the
- * store as the dispatch's first consumers, the receiver on a free
+ * the store written through to a real rrdcached, the store and the
+ * registry as the dispatch's first consumers (collector/compose.c's
+ * order), the receiver on a free
  * loopback port run on a thread of its own, an agent's REQ socket, and
  * the batches of gauges they send on it. Header-only; the set-up
  * functions return 0 or -1 (the error printed), so that a cmocka setup
@@ -40,17 +41,17 @@ static inline void fxr_write_through(struct vg_config *cfg, const char *unix_add
 	snprintf(cfg->storage_write_through, sizeof(cfg->storage_write_through), "yes");
 }
 
-/* D initialised with REG's consumer, then STORE's (a test adds its own
- * after them). */
+/* D initialised with STORE's consumer, then REG's, as collector/compose.c
+ * registers them (a test adds its own after them). */
 static inline void fxr_dispatch(struct vg_dispatch *d, struct vg_registry *reg,
 				struct vg_store *store)
 {
 	struct vg_consumer c;
 
 	vg_dispatch_init(d);
-	c = vg_registry_consumer(reg);
-	vg_dispatch_add(d, &c);
 	c = vg_store_consumer(store);
+	vg_dispatch_add(d, &c);
+	c = vg_registry_consumer(reg);
 	vg_dispatch_add(d, &c);
 }
 
