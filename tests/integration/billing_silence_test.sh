@@ -40,7 +40,7 @@ check "collector answers /v1/health" start_api_collector collector --config "$TM
 send() {
   local id=$1 ev=$2 line="instance $1 power.state=1 project=alpha flavor=m1.small attr.flavor_vcpus=1 attr.flavor_memory_mb=2048"
   printf '%s\n' "$((T0 * 1000)) $line" "+60 $line" "+10620 $line $ev" "+60 $line" |
-    "$SEND" --collector "tcp://127.0.0.1:$PORT" --host h-$id --stream 1 >"$TMP/send-$id.log" 2>&1
+    "$SEND" --collector "tcp://127.0.0.1:$PORT" --host "h-$id" --stream 1 >"$TMP/send-$id.log" 2>&1
 }
 check "an exact STARTED ends a silence" send vmH4 "event=1"
 check "the agent's first poll after its restart ends one" send vmH5 'event=1 detail={"initial":true,"derived":true}'
