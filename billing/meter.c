@@ -1994,16 +1994,54 @@ static int resume_moved(struct vg_bill_meter *m, struct mres *r, int64_t t,
 	return 0;
 }
 
+/* r, running on the timeline, is reported started at t after its last
+ * sighting. If its run was seen by no poll after the one that inferred
+ * its start, that inferred start is removed (*moved = 1): the start at t
+ * replaces it, rather than leaving a run of one instant (billed the
+ * minimum) before it. */
+static int silence_ends(struct vg_bill_meter *m, struct mres *r, int64_t t, int *moved)
+{
+	struct vg_db_stmt *s;
+	int64_t at;
+	int rc, kind, exact;
+
+	*moved = 0;
+	if ((rc = q(m, Q_TAIL, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, r->id);
+	rc = vg_db_step(s);
+	if (rc != 1) {
+		vg_db_reset(s);
+		return rc;
+	}
+	at = vg_db_column_int64(s, 0);
+	kind = (int)vg_db_column_int64(s, 1);
+	exact = (int)vg_db_column_int64(s, 2);
+	vg_db_reset(s);
+	if (kind != VG_BILL_T_START || exact || at < r->last_seen_ms || at >= t)
+		return 0;
+	if ((rc = q(m, Q_DEL, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, r->id);
+	vg_db_bind_int64(s, 2, at);
+	vg_db_bind_int64(s, 3, kind);
+	if ((rc = step_done(s)) || (rc = replay_current(m, r)))
+		return rc;
+	*moved = 1;
+	return 0;
+}
+
 /* ---- events --------------------------------------------------------------- */
 
 /* Parse an event's detail: derived/initial flags, libvirt's "migrated"
  * reason and a flavor. */
-static void parse_detail(const char *detail, int *inferred, int *migrated,
-			 struct flavor *f)
+static void parse_detail(const char *detail, int *inferred, int *initial,
+			 int *migrated, struct flavor *f)
 {
 	json_t *j, *v;
 
 	*inferred = 0;
+	*initial = 0;
 	*migrated = 0;
 	flavor_unknown(f);
 	if (!detail || !(j = json_loads(detail, 0, NULL)))
@@ -2011,6 +2049,9 @@ static void parse_detail(const char *detail, int *inferred, int *migrated,
 	if (json_is_true(json_object_get(j, "derived")) ||
 	    json_is_true(json_object_get(j, "initial")))
 		*inferred = 1;
+	/* the agent's first poll: nobody watched the domain before it */
+	if (json_is_true(json_object_get(j, "initial")))
+		*initial = 1;
 	if ((v = json_object_get(j, "reason")) && json_is_string(v) &&
 	    !strcmp(json_string_value(v), "migrated"))
 		*migrated = 1;
@@ -2035,7 +2076,7 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
 	struct mres r;
 	struct flavor f;
 	struct tstate st;
-	int inferred, migrated, polled, done = 0, rc, changed = 0;
+	int inferred, initial, migrated, polled, done = 0, rc, changed = 0;
 	int64_t t = e->time_ms, lo, at;
 
 	if (!e->resource || e->type == VG_EV_GAP || e->type == VG_EV_SUSPENDED ||
@@ -2048,7 +2089,7 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
 		r.first_ms = INT64_MIN;
 		r.last_seen_ms = r.last_poll_ms = r.last_change_ms = INT64_MIN;
 	}
-	parse_detail(e->detail, &inferred, &migrated, &f);
+	parse_detail(e->detail, &inferred, &initial, &migrated, &f);
 	flavor_bound(m, e->resource, &f);
 	polled = inferred; /* derived by the agent from its poll */
 	/* The poll it was derived from was applied already (its observation
@@ -2086,6 +2127,8 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
 	}
 	if (stopish && in_flight(&r))
 		inferred = 1; /* the source's vanish; the destination may resume */
+	/* A start reported by the host that ran it (no migration). */
+	int here = !other_host(&r, host) && !in_flight(&r) && !migrated;
 	if (e->type == VG_EV_STARTED && (inferred || migrated) &&
 	    (other_host(&r, host) || in_flight(&r))) {
 		int resumed = 0;
@@ -2126,6 +2169,25 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
 					   t, &fl, -1};
 			if ((rc = record(m, &r, &tr)))
 				goto out;
+			changed = 1;
+		}
+		if (kind == VG_BILL_T_START && (st.state & ST_RUNNING) && here &&
+		    (!inferred || initial) && r.found && r.last_seen_ms != INT64_MIN &&
+		    r.last_seen_ms < t) {
+			/* Started while the timeline says running: it was not
+			 * running just before (or, for the agent's first poll,
+			 * nobody watched it). The run ends at its last sighting
+			 * and a new one starts here: a silence ended by a start
+			 * is never billed. */
+			int moved = 0;
+			if ((rc = silence_ends(m, &r, t, &moved)))
+				goto out;
+			if (!moved) {
+				struct trans tr = {lo, VG_BILL_T_STOP, 0, lo, t, NULL, -1};
+				if ((rc = record(m, &r, &tr)))
+					goto out;
+			}
+			st.state &= ~ST_RUNNING;
 			changed = 1;
 		}
 		if (kind == VG_BILL_T_START && !(st.state & ST_RUNNING)) {

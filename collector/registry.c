@@ -209,7 +209,13 @@ enum {
  * reverse never happens: publishing to an
  * agent's host, disk or nic is refused by the API (403). 7 = VG_RT_CUSTOM. */
 #define TAKEOVER "(resources.type = 7 AND ?2 <> 7)"
-#define TAKES_IDENT "(?10 >= resources.ident_ms OR " TAKEOVER ")"
+/* ?12: 1 for a report that observes the resource (an agent's, or a
+ * project's points on its custom resource); 0 for a project's points on
+ * an instance (vg_batch.published): values, never an observation, so its
+ * time moves neither first/last seen nor the identity's time, and never
+ * revives an ended row (docs/api.md, POST /v1/measures) */
+#define OBSERVES "(?12 = 1)"
+#define TAKES_IDENT "((" OBSERVES " AND ?10 >= resources.ident_ms) OR " TAKEOVER ")"
 _Static_assert(VG_RT_CUSTOM == 7, "TAKEOVER names VG_RT_CUSTOM by its value");
 
 static const char *const sql_text[ST_COUNT] = {
@@ -314,37 +320,37 @@ static const char *const sql_text[ST_COUNT] = {
 		"ELSE resources.type END, "
 		"host = CASE WHEN " TAKES_IDENT " THEN excluded.host "
 		"ELSE resources.host END, "
-		"name = CASE WHEN " TAKEOVER " THEN ?4 WHEN ?10 >= resources.ident_ms THEN "
+		"name = CASE WHEN " TAKEOVER " THEN ?4 WHEN " OBSERVES " AND ?10 >= resources.ident_ms THEN "
 		"coalesce(?4, resources.name) ELSE resources.name END, "
-		"parent = CASE WHEN " TAKEOVER " THEN ?5 WHEN ?10 >= resources.ident_ms THEN "
+		"parent = CASE WHEN " TAKEOVER " THEN ?5 WHEN " OBSERVES " AND ?10 >= resources.ident_ms THEN "
 		"coalesce(?5, resources.parent) ELSE resources.parent END, "
 		"project = CASE WHEN " TAKEOVER " THEN coalesce(?6, 'default') "
-		"WHEN ?10 >= resources.ident_ms THEN "
+		"WHEN " OBSERVES " AND ?10 >= resources.ident_ms THEN "
 		"coalesce(?6, resources.project) ELSE resources.project END, "
-		"\"user\" = CASE WHEN " TAKEOVER " THEN ?7 WHEN ?10 >= resources.ident_ms THEN "
+		"\"user\" = CASE WHEN " TAKEOVER " THEN ?7 WHEN " OBSERVES " AND ?10 >= resources.ident_ms THEN "
 		"coalesce(?7, resources.\"user\") ELSE resources.\"user\" END, "
-		"flavor = CASE WHEN " TAKEOVER " THEN ?8 WHEN ?10 >= resources.ident_ms THEN "
+		"flavor = CASE WHEN " TAKEOVER " THEN ?8 WHEN " OBSERVES " AND ?10 >= resources.ident_ms THEN "
 		"coalesce(?8, resources.flavor) ELSE resources.flavor END, "
 		"attributes = CASE WHEN " TAKEOVER " THEN coalesce(?9, '{}') "
-		"WHEN ?10 >= resources.ident_ms THEN "
+		"WHEN " OBSERVES " AND ?10 >= resources.ident_ms THEN "
 		"coalesce(?9, resources.attributes) ELSE resources.attributes END, "
-		"ident_ms = CASE WHEN " TAKEOVER " THEN CAST(?10 AS BIGINT) ELSE " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") " END, "
-																	"first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
-																										    "last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
-																										    "WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
-																										    "ELSE resources.last_seen_ms END, "
-																										    "ended_at_ms = CASE WHEN ?11 = 1 THEN "
-																										    "coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
-																										    "WHEN resources.ended_at_ms IS NOT NULL AND "
-																										    "?10 > resources.ended_at_ms THEN NULL "
-																										    "ELSE resources.ended_at_ms END "
-																										    /* a row's type is its first reporter's: a report of another
+		"ident_ms = CASE WHEN " TAKEOVER " THEN CAST(?10 AS BIGINT) WHEN NOT " OBSERVES " THEN resources.ident_ms ELSE " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") " END, "
+																						      "first_seen_ms = CASE WHEN NOT " OBSERVES " THEN resources.first_seen_ms ELSE " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") " END, "
+																																							       "last_seen_ms = CASE WHEN ?11 = 1 OR NOT " OBSERVES " THEN resources.last_seen_ms "
+																																							       "WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
+																																							       "ELSE resources.last_seen_ms END, "
+																																							       "ended_at_ms = CASE WHEN ?11 = 1 THEN "
+																																							       "coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
+																																							       "WHEN " OBSERVES " AND resources.ended_at_ms IS NOT NULL AND "
+																																							       "?10 > resources.ended_at_ms THEN NULL "
+																																							       "ELSE resources.ended_at_ms END "
+																																							       /* a row's type is its first reporter's: a report of another
 		 * type changes nothing and returns no row (write_resource) */
-																										    "WHERE resources.type = excluded.type OR " TAKEOVER " "
-																										    /* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
+																																							       "WHERE resources.type = excluded.type OR " TAKEOVER " "
+																																							       /* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
-																										    "RETURNING first_seen_ms, ended_at_ms, "
-																										    "CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
+																																							       "RETURNING first_seen_ms, ended_at_ms, "
+																																							       "CASE WHEN ident_ms = ?10 AND " OBSERVES " THEN 1 ELSE 0 END",
 	/* written only while the resource row exists (RESOURCE_EXISTS):
 	 * no row means another collector's sweep deleted it since this
 	 * handle's cache learned it (write_metric: -ENOENT) */
@@ -1463,6 +1469,13 @@ static uint64_t fnv64(uint64_t h, const char *v)
 	return vg_fnv1a(h, v) * VG_FNV_PRIME; /* ^ 0: the terminator */
 }
 
+/* Does this report observe the resource (OBSERVES)? A project's points
+ * on its custom resource do: nothing else reports it. */
+static int observes(const struct vg_batch *b, const struct vg_resource *res)
+{
+	return !b->published || res->type == VG_RT_CUSTOM;
+}
+
 static uint64_t ident_of(const struct vg_batch *b, const struct vg_resource *res)
 {
 	const struct vg_attr *a = vg_resource_attrs(b, res);
@@ -1529,6 +1542,7 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 	vg_db_bind_text(s, 9, attrs);
 	vg_db_bind_int64(s, 10, res->time_ms);
 	vg_db_bind_int64(s, 11, res->state == VG_RSTATE_ENDED);
+	vg_db_bind_int64(s, 12, observes(b, res));
 	rc = vg_db_step(s);
 	if (rc == 0) { /* the row holds another type: nothing written */
 		vg_db_reset(s);
@@ -1578,7 +1592,7 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 	 * believe the row holds this one (the next report writes again) */
 	c->ident = took ? ident : 0;
 	r->stats.resource_rows++;
-	if (res->state != VG_RSTATE_ENDED && res->time_ms > c->last_seen)
+	if (res->state != VG_RSTATE_ENDED && observes(b, res) && res->time_ms > c->last_seen)
 		c->last_seen = res->time_ms; /* the row has it */
 	return push_ptr(&r->fres, &r->nfres, &r->capfres, c);
 }
@@ -1609,7 +1623,8 @@ anew:
 		rc = -ENOMEM;
 	} else if (c->ident == ident && !c->ended &&
 		   res->state != VG_RSTATE_ENDED && res->time_ms >= c->first_seen) {
-		rc = vg_lastval_seen(t, c, res->time_ms);
+		if (observes(b, res))
+			rc = vg_lastval_seen(t, c, res->time_ms);
 	} else if ((rc = write_resource(r, b, res, &c, ident)) == -EEXIST) {
 		vg_lastval_unlock(t); /* another type's row: not this report's */
 		return 0;

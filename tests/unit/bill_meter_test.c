@@ -495,6 +495,82 @@ static void test_resize_splits(void **state)
 	vg_bill_usage_clear(&u);
 }
 
+/* A silence that ends with a start: the agent sent nothing for three
+ * hours, then a STARTED (exact, or the agent's first poll after it was
+ * restarted). The instance was not running just before (or nobody
+ * watched it): the run ends at its last sighting before the silence and
+ * a new one begins at the start; the silence is not billed. A STOPPED
+ * that arrives later, inside the silence, refines the end. A run seen by
+ * one poll and then reported started has its start moved, not a run of
+ * an instant billed the minimum. */
+static void silence_case(struct fx *f, const char *id, const char *detail)
+{
+	struct vg_bill_usage u;
+	const struct vg_bill_usage_seg *a, *b;
+
+	begin(f, "2026-09-01T13:06:00Z");
+	inst(f, id, "2026-09-01T13:06:00Z", 1);
+	commit(f);
+	begin(f, "2026-09-01T13:07:00Z");
+	inst(f, id, "2026-09-01T13:07:00Z", 1);
+	commit(f);
+	begin(f, "2026-09-01T16:05:00Z");
+	event_d(f, id, VG_EV_STARTED, "2026-09-01T16:05:00Z", detail);
+	inst(f, id, "2026-09-01T16:05:00Z", 1);
+	commit(f);
+	begin(f, "2026-09-01T16:06:00Z");
+	inst(f, id, "2026-09-01T16:06:00Z", 1);
+	commit(f);
+	load(f, "2026-09", &u);
+	assert_int_equal(nseg(&u, id, VG_BILL_U_COMPUTE), 2);
+	a = seg(&u, id, VG_BILL_U_COMPUTE, 0);
+	b = seg(&u, id, VG_BILL_U_COMPUTE, 1);
+	assert_int_equal(a->start_ms, T("2026-09-01T13:06:00Z"));
+	assert_int_equal(a->end_ms, T("2026-09-01T13:07:00Z"));
+	assert_int_equal(b->start_ms, T("2026-09-01T16:05:00Z"));
+	assert_int_equal(b->end_ms, T("2026-09-01T16:06:00Z"));
+	vg_bill_usage_clear(&u);
+
+	/* the stop, announced late, inside the silence */
+	begin(f, "2026-09-01T16:07:00Z");
+	event(f, id, VG_EV_STOPPED, "2026-09-01T14:00:00Z");
+	inst(f, id, "2026-09-01T16:07:00Z", 1);
+	commit(f);
+	load(f, "2026-09", &u);
+	assert_int_equal(nseg(&u, id, VG_BILL_U_COMPUTE), 2);
+	assert_int_equal(seg(&u, id, VG_BILL_U_COMPUTE, 0)->end_ms, T("2026-09-01T14:00:00Z"));
+	assert_int_equal(seg(&u, id, VG_BILL_U_COMPUTE, 1)->start_ms, T("2026-09-01T16:05:00Z"));
+	vg_bill_usage_clear(&u);
+}
+
+static void test_silence_ended_by_start(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+
+	silence_case(f, "vmH4", NULL);
+	silence_case(f, "vmH5", "{\"initial\":true,\"derived\":true}");
+
+	/* seen by one poll, then reported started 30 s later: one run */
+	begin(f, "2026-09-02T00:00:00Z");
+	inst(f, "vmH6", "2026-09-02T00:00:00Z", 1);
+	commit(f);
+	begin(f, "2026-09-02T00:00:40Z");
+	event(f, "vmH6", VG_EV_STARTED, "2026-09-02T00:00:30Z");
+	inst(f, "vmH6", "2026-09-02T00:00:40Z", 1);
+	commit(f);
+	begin(f, "2026-09-02T01:00:00Z");
+	inst(f, "vmH6", "2026-09-02T01:00:00Z", 5);
+	commit(f);
+	load(f, "2026-09", &u);
+	assert_int_equal(nseg(&u, "vmH6", VG_BILL_U_COMPUTE), 1);
+	assert_int_equal(seg(&u, "vmH6", VG_BILL_U_COMPUTE, 0)->start_ms,
+			 T("2026-09-02T00:00:30Z"));
+	assert_int_equal(seg(&u, "vmH6", VG_BILL_U_COMPUTE, 0)->end_ms,
+			 T("2026-09-02T00:00:40Z"));
+	vg_bill_usage_clear(&u);
+}
+
 /* A project's published measures (POST /v1/measures) on its instance
  * are no observation of the instance: one stamped max_future ahead (a
  * custom metric at poll time + 10 min) moved the meter's watermark, so
@@ -2072,6 +2148,7 @@ int main(void)
 		DBE_BOTH(test_resize_splits, setup, teardown),
 		DBE_BOTH(test_single_poll_run, setup, teardown),
 		DBE_BOTH(test_published_not_observed, setup, teardown),
+		DBE_BOTH(test_silence_ended_by_start, setup, teardown),
 		DBE_BOTH(test_adopts_old_billing_db, setup, teardown),
 		DBE_BOTH(test_migration_exact_events, setup, teardown),
 		DBE_BOTH(test_migration_polls_only, setup, teardown),

@@ -1960,6 +1960,59 @@ static void test_published_unit(void **state)
 			    def ? def->unit : "");
 }
 
+/* A project's points on its instance (POST /v1/measures: host and
+ * identity copied from the registry, no attributes, vg_batch.published)
+ * are values, never an observation of the instance: one stamped nine
+ * minutes ahead moved the instance's last_seen there (and its identity's
+ * time, so the agent's next reports could not change its identity until
+ * then); one stamped before its first sighting moved first_seen back. */
+static struct vg_batch *published_batch(int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new("node1", 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "web-1", NULL, t);
+
+	assert_non_null(r);
+	b->published = 1;
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "default", "alice", "m1.small"), 0);
+	assert_int_equal(vg_batch_sample(b, "app.queue", VG_KIND_GAUGE, v), 0);
+	return b;
+}
+
+static void test_published_not_seen(void **state)
+{
+	struct fixture *f = fx(state);
+	char buf[32], err[256];
+	json_t *o, *m;
+
+	update(f->r, instance_batch(T0, 1, NULL, VG_RSTATE_ACTIVE));
+	update(f->r, published_batch(T0 + 9 * 60000, 7));
+	update(f->r, published_batch(T0 - 5 * 60000, 6));
+	for (int round = 0; round < 3; round++) {
+		if (round == 1)
+			assert_int_equal(vg_registry_flush(f->r), 0);
+		if (round == 2) { /* the rows, not this process's cache */
+			vg_registry_close(f->r);
+			assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+		}
+		assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+		assert_string_equal(str(o, "first_seen"), iso(T0, buf));
+		assert_string_equal(str(o, "last_seen"), iso(T0, buf));
+		assert_string_equal(str(json_object_get(o, "attributes"), "vcpus"), "2");
+		m = json_object_get(json_object_get(o, "metrics"), "app.queue");
+		assert_non_null(m); /* the values are kept */
+		assert_true(json_real_value(json_object_get(m, "last_value")) == 7);
+		assert_string_equal(str(m, "last_time"), iso(T0 + 9 * 60000, buf));
+		json_decref(o);
+	}
+	/* the agent's next report moves last_seen and changes the identity */
+	update(f->r, instance_batch(T0 + 60000, 2, "acme", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "last_seen"), iso(T0 + 60000, buf));
+	assert_string_equal(str(o, "project"), "acme");
+	json_decref(o);
+}
+
 /* A project token may create a custom resource under any id nobody uses
  * yet, including the name of a compute host before its agent reports (or
  * a host's disk, a file system's id): the agent's report then landed on
@@ -2763,6 +2816,7 @@ int main(void)
 		ST_BOTH(test_flush_plans_follow_growth, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
 		ST_BOTH(test_published_unit, setup, teardown),
+		ST_BOTH(test_published_not_seen, setup, teardown),
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
 		ST_BOTH(test_type_never_changes, setup, teardown),
 		ST_BOTH(test_takeover_drops_custom_metrics, setup, teardown),
