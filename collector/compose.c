@@ -736,8 +736,10 @@ int main(int argc, char **argv)
 		vg_keyring_free(g_keys);
 		return 1;
 	}
-	if (vg_store_open(cfg.collector_data_dir, &cfg, &store, err, sizeof(err))) {
+	if ((rc = vg_store_open(cfg.collector_data_dir, &cfg, &store, err, sizeof(err)))) {
 		vg_error("%s", err);
+		if (rc == -EBUSY) /* another process owns the data directory */
+			status = 2;
 		goto out;
 	}
 	if (vg_store_daemon_wait_ms(store)) {

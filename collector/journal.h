@@ -42,10 +42,16 @@ struct vg_journal {
 
 /* Create dir if needed and try to lock it: j->owner = 1 if this process
  * now owns the journal, 0 if another does (nothing else may then be
- * called but close). dir is at most PATH_MAX - 32 bytes. 0 or -errno
+ * called but close; the caller decides whether that is an error: the
+ * store refuses it unless opened beside a running collector,
+ * vg_store_open_beside). dir is at most PATH_MAX - 32 bytes. 0 or -errno
  * with a message in err. */
 int vg_journal_open(struct vg_journal *j, const char *dir, char *err,
 		    size_t errlen);
+/* The pid holding the flock of journal directory dir (/proc/locks; a pid
+ * of another pid namespace as the kernel shows it), 0 if none, or
+ * -errno (-ENOENT: no such directory). */
+long vg_journal_holder(const char *dir);
 /* Close the active segment and the lock, free the buffer. Accepts a
  * journal whose open failed (or one with both fds set to -1). */
 void vg_journal_close(struct vg_journal *j);

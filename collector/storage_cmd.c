@@ -95,7 +95,7 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 
 	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
 					 sizeof(err))) ||
-	    (rc = vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
+	    (rc = vg_store_open_beside(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
 		fprintf(errf, "vigie-collector storage stats: %s\n", err);
 		vg_registry_close(reg);
 		return 1;
@@ -182,7 +182,7 @@ static int convert(const struct vg_config *cfg, const char *pattern, const char 
 
 	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
 					 sizeof(err))) ||
-	    (rc = vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
+	    (rc = vg_store_open_beside(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
 		fprintf(errf, "vigie-collector storage convert: %s\n", err);
 		vg_registry_close(reg);
 		return 1;

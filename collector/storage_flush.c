@@ -36,13 +36,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "vigie/clock.h"
 #include "vigie/storage_cmd.h"
 #include "vigie/store.h"
+#include "collector/journal.h"
 
 #define PROG "vigie-collector storage flush"
 #define DONE_FILE "flush.done"
@@ -104,34 +104,6 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	return rc;
 }
 
-/* The pid holding the flock of DIR, 0 if none, or -errno. */
-static long flock_holder(const char *dir)
-{
-	struct stat st;
-	char line[512], want[96];
-	FILE *fp;
-	long pid = 0;
-
-	if (stat(dir, &st))
-		return -errno;
-	snprintf(want, sizeof(want), "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
-		 (unsigned long long)st.st_ino);
-	if (!(fp = fopen("/proc/locks", "re")))
-		return -errno;
-	while (fgets(line, sizeof(line), fp)) {
-		char kind[16], adv[16], mode[16], dev[96];
-		long p;
-		/* "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF" */
-		if (sscanf(line, "%*[^:]: %15s %15s %15s %ld %95s", kind, adv, mode, &p, dev) == 5 &&
-		    !strcmp(kind, "FLOCK") && !strcmp(dev, want)) {
-			pid = p;
-			break;
-		}
-	}
-	fclose(fp);
-	return pid;
-}
-
 /* 1 if PID runs a `vigie-collector ... storage|token ...` command, not
  * the daemon (a SIGUSR1 would stop it). */
 static int is_command(long pid)
@@ -182,7 +154,7 @@ static int flush_offline(const struct vg_config *cfg, FILE *out, FILE *errf)
 	struct vg_store_stats st;
 	char err[512];
 
-	if (vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err))) {
+	if (vg_store_open_beside(cfg->collector_data_dir, cfg, &s, err, sizeof(err))) {
 		fprintf(errf, PROG ": %s\n", err);
 		return 1;
 	}
@@ -253,10 +225,24 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 		fputs(usage, errf);
 		return 2;
 	}
+	{
+		/* a typo in --data-dir: said, not a new directory (the store's
+		 * open below would make one) */
+		struct stat st;
+		int e = stat(cfg->collector_data_dir, &st) ? errno
+			: S_ISDIR(st.st_mode)              ? 0
+							   : ENOTDIR;
+		if (e) {
+			fprintf(errf, PROG ": data directory %s: %s (check --data-dir or "
+					   "[collector] data_dir)\n",
+				cfg->collector_data_dir, strerror(e));
+			return 1;
+		}
+	}
 	snprintf(jdir, sizeof(jdir), "%s/journal", cfg->collector_data_dir);
 	snprintf(done, sizeof(done), "%s/" DONE_FILE, cfg->collector_data_dir);
 	for (int attempt = 0;; attempt++) {
-		pid = flock_holder(jdir);
+		pid = vg_journal_holder(jdir);
 		if (pid < 0 && pid != -ENOENT) {
 			fprintf(errf, PROG ": %s: %s\n", jdir, strerror((int)-pid));
 			return 1;

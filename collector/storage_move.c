@@ -585,7 +585,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 	}
 	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
 					 sizeof(err))) ||
-	    (rc = vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
+	    (rc = vg_store_open_beside(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
 		fprintf(errf, PROG ": %s\n", err);
 		vg_registry_close(reg);
 		return 1;

@@ -3324,8 +3324,40 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
-int vg_store_open(const char *data_dir, const struct vg_config *cfg,
-		  struct vg_store **out, char *err, size_t errlen)
+/* The journal of s is another process's (or another store's): err says
+ * whose, -EBUSY. */
+static int refuse_busy(struct vg_store *s, const char *data_dir, char *err, size_t errlen)
+{
+	char comm[64] = "", path[64];
+	long pid = vg_journal_holder(s->j.dir);
+	FILE *fp;
+
+	if (pid > 0) {
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		if ((fp = fopen(path, "re"))) {
+			if (!fgets(comm, sizeof(comm), fp))
+				comm[0] = '\0';
+			comm[strcspn(comm, "\n")] = '\0';
+			fclose(fp);
+		}
+	}
+	if (pid > 0)
+		snprintf(err, errlen,
+			 "store: data directory %s is in use by another process (pid %ld%s%s): "
+			 "one process at a time owns a data directory; stop it, or give this "
+			 "one its own data directory",
+			 data_dir, pid, comm[0] ? ", " : "", comm);
+	else
+		snprintf(err, errlen,
+			 "store: data directory %s is in use by another process (its lock on "
+			 "%s is held): one process at a time owns a data directory; stop it, "
+			 "or give this one its own data directory",
+			 data_dir, s->j.dir);
+	return -EBUSY;
+}
+
+static int store_open(const char *data_dir, const struct vg_config *cfg, int beside,
+		      struct vg_store **out, char *err, size_t errlen)
 {
 	struct vg_store *s;
 	char path[PATH_MAX];
@@ -3399,6 +3431,13 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		return -ENAMETOOLONG;
 	}
 	if ((rc = vg_journal_open(&s->j, path, err, errlen))) {
+		vg_store_close(s);
+		return rc;
+	}
+	if (!s->j.owner && !beside) {
+		/* a second collector on the directory would journal nothing
+		 * and its cache would never be written: refused */
+		rc = refuse_busy(s, data_dir, err, errlen);
 		vg_store_close(s);
 		return rc;
 	}
@@ -3507,6 +3546,18 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	}
 	*out = s;
 	return 0;
+}
+
+int vg_store_open(const char *data_dir, const struct vg_config *cfg,
+		  struct vg_store **out, char *err, size_t errlen)
+{
+	return store_open(data_dir, cfg, 0, out, err, errlen);
+}
+
+int vg_store_open_beside(const char *data_dir, const struct vg_config *cfg,
+			 struct vg_store **out, char *err, size_t errlen)
+{
+	return store_open(data_dir, cfg, 1, out, err, errlen);
 }
 
 /* Stop the storage thread (if it runs) and wait for it. */

@@ -18,8 +18,12 @@
  * holds after a crash; vg_store_fetch first writes the cached values of the
  * series it reads (read-your-writes); vg_store_close writes everything.
  * Only one store at a time owns a data directory's journal (flock); another
- * vg_store_open on the same directory (a second process, a test) gets a
- * write-through store that neither journals nor caches nor replays.
+ * vg_store_open on the same directory (a second collector) is refused
+ * (-EBUSY, naming the holder's pid): it would journal nothing, so values
+ * it acknowledged could be lost. A tool that only reads beside a running
+ * collector (storage stats), or checks and refuses itself, asks for it:
+ * vg_store_open_beside gets a write-through store that neither journals
+ * nor caches nor replays.
  *
  * Invariant: updates to one file are strictly increasing in time. The store
  * keeps each series' last accepted time (exact to the millisecond, read
@@ -176,6 +180,13 @@ struct vg_store_stats {
  * series the placement record cannot place at the replay). */
 int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		  struct vg_store **out, char *err, size_t errlen);
+/* vg_store_open, except when another process (or store) owns the
+ * directory's journal: then not -EBUSY but a write-through store beside
+ * it, which does not own the journal (vg_store_owns_journal 0), replays
+ * nothing and runs no storage thread. For tools that read beside a
+ * running collector or refuse by themselves. */
+int vg_store_open_beside(const char *data_dir, const struct vg_config *cfg,
+			 struct vg_store **out, char *err, size_t errlen);
 /* Write every cached value to its file, sync, remove the journal, stop
  * the storage thread and free. Accepts NULL. */
 void vg_store_close(struct vg_store *s);

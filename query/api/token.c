@@ -938,6 +938,29 @@ int vg_token_command_state(const char *data_dir, const char *state_url,
 		return 2;
 	}
 
+	if (strcmp(sub, "create")) {
+		/* list and revoke read what token create (or the collector's
+		 * start) made: a typo in --data-dir is said, not answered
+		 * with a new directory, key and empty database */
+		int own_dir = !(state_url && *state_url && key_path && *key_path);
+		char kp[4200];
+		struct stat st;
+		snprintf(kp, sizeof(kp), "%s%s", key_path && *key_path ? key_path : data_dir,
+			 key_path && *key_path ? "" : "/tokens.key");
+		if (own_dir && data_dir && *data_dir && stat(data_dir, &st)) {
+			fprintf(err, "vigie-collector token %s: data directory %s: %s "
+				     "(check --data-dir or [collector] data_dir)\n",
+				sub, data_dir, strerror(errno));
+			return 1;
+		}
+		if (stat(kp, &st)) {
+			fprintf(err, "vigie-collector token %s: %s: %s: no token was made "
+				     "with this data directory (check --data-dir, or make one "
+				     "with token create)\n",
+				sub, kp, strerror(errno));
+			return 1;
+		}
+	}
 	if (mkdir(data_dir, 0755) && errno != EEXIST) {
 		fprintf(err, "vigie-collector token: cannot create %s: %s\n",
 			data_dir, strerror(errno));

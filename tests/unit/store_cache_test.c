@@ -178,8 +178,10 @@ static void test_flush_depth(void **state)
 	assert_int_equal(st.write_errors, 0);
 }
 
-/* A second store on the same data directory does not own the journal: it
- * writes through, and reads what the first one wrote. */
+/* A second store on the same data directory does not own the journal:
+ * vg_store_open refuses it (a second collector would journal nothing);
+ * opened beside (storage stats) it writes through, and reads what the
+ * first one wrote. */
 static void test_second_store_writes_through(void **state)
 {
 	struct fixture *f = *state;
@@ -187,7 +189,13 @@ static void test_second_store_writes_through(void **state)
 	struct vg_store_stats st;
 	char err[256];
 
-	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s2, err, sizeof(err)), 0);
+	/* vg_store_open refuses it, naming the directory */
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s2, err, sizeof(err)), -EBUSY);
+	assert_null(s2);
+	assert_non_null(strstr(err, f->dir));
+	assert_non_null(strstr(err, "in use by another process"));
+	assert_int_equal(vg_store_open_beside(f->dir, &f->cfg, &s2, err, sizeof(err)), 0);
+	assert_int_equal(vg_store_owns_journal(s2), 0);
 	put(s2, "node3", MS(T0), 1);
 	put(s2, "node3", MS(T0 + 60), 2);
 	vg_store_get_stats(s2, &st);

@@ -429,6 +429,14 @@ static void test_command(void **state)
 	(void)state;
 	st_need(eng);
 	snprintf(d2, sizeof(d2), "%s/new-data", dir); /* created on demand */
+	/* list and revoke only read: on a directory that does not exist
+	 * (a typo) they refuse and create nothing */
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "list", NULL), 1);
+	assert_non_null(strstr(err, "data directory"));
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
+			     "ffffffffffffffff", NULL),
+			 1);
+	assert_int_equal(access(d2, F_OK), -1);
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
 			     "--admin", "--name", "boot", NULL),
 			 0);
