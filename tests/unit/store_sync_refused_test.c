@@ -535,7 +535,7 @@ static void deleted_under_daemon(int base)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(flush_passes(s), 0);
 	vg_store_get_stats(s, &st);
 	printf("# base %d: recreated %llu, write errors %llu -> %llu\n", base,
 	       (unsigned long long)st.series_recreated, (unsigned long long)errors,
