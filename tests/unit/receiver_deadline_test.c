@@ -75,7 +75,7 @@
  * uncut write-through takes the daemon's stops until its NFILES / 256
  * round trips are done (6 s and more, each run letting a few through). */
 #define LATE_MS (2 * ACK_TIMEOUT_MS)
-#define ATTEMPTS 3 /* of the slow phase, when the machine decided one */
+#define ATTEMPTS 5 /* of the slow phase, when the machine decided one */
 
 static uint32_t port_seed;
 
