@@ -4,8 +4,10 @@
  * the store written through to a real rrdcached, the store and the
  * registry as the dispatch's first consumers (collector/compose.c's
  * order), the receiver on a free
- * loopback port run on a thread of its own, an agent's REQ socket, and
- * the batches of gauges they send on it. Header-only; the set-up
+ * loopback port run on a thread of its own, an agent's REQ socket, the
+ * batches of gauges they send on it, the daemon made slow for real
+ * (fxr_stall_start), and the whole of it as the slow-daemon cases set it
+ * up (struct fxr_slow). Header-only; the set-up
  * functions return 0 or -1 (the error printed), so that a cmocka setup
  * can return it.
  */
@@ -13,9 +15,13 @@
 #define VIGIE_TEST_RECEIVER_FIXTURE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/types.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
@@ -29,6 +35,7 @@
 #include "vigie/wire.h"
 
 #include "tests/support/free_port.h"
+#include "tests/unit/rrdcached_harness.h"
 
 /* CFG's [storage]: the rrdcached backend on the daemon at UNIX_ADDR
  * (whose base dir is BASE), every batch written through. */
@@ -160,6 +167,167 @@ static inline int fxr_send(int s, uint8_t *buf, size_t len, uint64_t seq)
 	sent = vg_wire_ack_decode(reply, (size_t)n, &a);
 	nn_freemsg(reply);
 	return sent || a.seq != seq ? -2 : a.status;
+}
+
+/* A storage daemon made slow for real: stopped (SIGSTOP) stopped_us,
+ * then let run (SIGCONT) running_us, again and again, by a thread of its
+ * own from fxr_stall_start until fxr_stall_stop. */
+struct fxr_staller {
+	pid_t pid;
+	useconds_t stopped_us, running_us;
+	pthread_t thread;
+	int stalling, on;
+};
+
+static inline void *fxr_stall_run(void *arg)
+{
+	struct fxr_staller *st = arg;
+
+	while (__atomic_load_n(&st->stalling, __ATOMIC_SEQ_CST)) {
+		kill(st->pid, SIGSTOP);
+		usleep(st->stopped_us);
+		kill(st->pid, SIGCONT);
+		usleep(st->running_us);
+	}
+	return NULL;
+}
+
+/* 1 when process PID is stopped (its state in /proc/<pid>/stat is T). */
+static inline int fxr_stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *fp;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(fp = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* after the command's name */
+	return p && p[1] == ' ' && p[2] == 'T';
+}
+
+/* ST's thread started on the daemon PID, and 0 once the daemon is seen
+ * stopped (within a second): a batch sent then does not find it running
+ * (on a loaded machine the thread may first run some time after its
+ * creation, the daemon taking the batch's round trips meanwhile), else
+ * -1 (fxr_stall_stop stops what was started). */
+static inline int fxr_stall_start(struct fxr_staller *st, pid_t pid, useconds_t stopped_us,
+				  useconds_t running_us)
+{
+	st->pid = pid;
+	st->stopped_us = stopped_us;
+	st->running_us = running_us;
+	st->stalling = 1;
+	if (pthread_create(&st->thread, NULL, fxr_stall_run, st))
+		return -1;
+	st->on = 1;
+	for (int i = 0; i < 1000 && !fxr_stopped(pid); i++)
+		usleep(1000);
+	return fxr_stopped(pid) ? 0 : -1;
+}
+
+/* ST's thread stopped, if started, and the daemon left running. */
+static inline void fxr_stall_stop(struct fxr_staller *st)
+{
+	if (!st->on)
+		return;
+	__atomic_store_n(&st->stalling, 0, __ATOMIC_SEQ_CST);
+	pthread_join(st->thread, NULL);
+	st->on = 0;
+	kill(st->pid, SIGCONT);
+}
+
+/* What the slow-daemon cases (receiver_deadline_test.c,
+ * receiver_proof_bound_test.c) set up alike: a real rrdcached (-O -R),
+ * the store written through to it, the registry, a second registry on
+ * the same state to look at it (watch), the dispatch, the receiver on a
+ * thread of its own and an agent's REQ socket; the staller stopped at
+ * fxr_slow_close. */
+struct fxr_slow {
+	char dir[64];
+	char url[64];
+	struct vg_config cfg;
+	struct hrd_daemon daemon;
+	struct vg_store *store;
+	struct vg_registry *reg, *watch;
+	struct vg_dispatch d;
+	struct vg_receiver *rx;
+	pthread_t thread;
+	int req;
+	struct fxr_staller staller;
+};
+
+/* F's daemon, store, registries and dispatch, in a directory made from
+ * TEMPLATE ("/tmp/NAME.XXXXXX"). Each wait on the daemon is bounded by a
+ * quarter of an ack timeout of 40 s, 10 s: every round trip of the slow
+ * daemon is answered within its own bound, as each of a large host's can
+ * be within the default 1.25 s while the whole batch is not; only the
+ * bound under test is left to cut it. F zeroed before; fxr_slow_close
+ * after, whatever this returned. */
+static inline int fxr_slow_open(struct fxr_slow *f, const char *template)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	char err[256];
+	int rc;
+
+	f->req = -1;
+	snprintf(f->dir, sizeof(f->dir), "%s", template);
+	if (!mkdtemp(f->dir))
+		return -1;
+	if ((rc = hrd_start(&f->daemon, NULL, extra))) {
+		fprintf(stderr, "rrdcached: %s\n", strerror(-rc));
+		return -1;
+	}
+	vg_config_defaults(&f->cfg);
+	f->cfg.agent_ack_timeout_ms = 40000;
+	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
+	fxr_write_through(&f->cfg, f->daemon.unix_addr, f->daemon.base);
+	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
+	    vg_registry_open_state(f->dir, "", &f->reg, err, sizeof(err)) ||
+	    vg_registry_open_state(f->dir, "", &f->watch, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	fxr_dispatch(&f->d, f->reg, f->store);
+	return 0;
+}
+
+/* F's receiver started on O (its registry, dispatch and store F's, its
+ * hold of 600 s, held by "this-node"), and F's REQ socket (answers
+ * waited 120 s: the first batch creates the files). */
+static inline int fxr_slow_start(struct fxr_slow *f, struct vg_receiver_options *o,
+				 uint32_t *port_seed)
+{
+	o->registry = f->reg;
+	o->dispatch = &f->d;
+	o->store = f->store;
+	o->hold_ttl_ms = 600000;
+	if (vg_registry_set_holder(f->reg, "this-node", o->hold_ttl_ms) ||
+	    fxr_start(o, f->url, sizeof(f->url), port_seed, &f->rx, &f->thread, NULL, NULL))
+		return -1;
+	f->req = fxr_req_open(f->url, 120000);
+	return f->req < 0 ? -1 : 0;
+}
+
+/* What fxr_slow_open and fxr_slow_start set up, stopped and removed
+ * (the test's own registries closed before): 0, or -1. */
+static inline int fxr_slow_close(struct fxr_slow *f)
+{
+	char cmd[128];
+
+	fxr_stall_stop(&f->staller);
+	if (f->req >= 0)
+		nn_close(f->req);
+	fxr_stop(f->rx, f->thread);
+	vg_registry_close(f->watch);
+	vg_registry_close(f->reg);
+	vg_store_close(f->store);
+	hrd_cleanup(&f->daemon);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	return system(cmd) ? -1 : 0;
 }
 
 #endif

@@ -63,43 +63,9 @@
 #define RUNNING_US 2000     /* then running this long, again and again */
 
 struct fixture {
-	char dir[64];
-	char url[64];
-	struct vg_config cfg;
-	struct hrd_daemon daemon;
-	struct vg_store *store;
-	struct vg_registry *reg, *other, *watch;
-	struct vg_dispatch d;
-	struct vg_receiver *rx;
-	pthread_t thread;
-	int req;
-	/* the staller thread (SIGSTOP/SIGCONT of the daemon) */
-	pthread_t staller;
-	int stalling, staller_on;
+	struct fxr_slow s;
+	struct vg_registry *other; /* the other node's */
 };
-
-static void *stall(void *arg)
-{
-	struct fixture *f = arg;
-
-	while (__atomic_load_n(&f->stalling, __ATOMIC_SEQ_CST)) {
-		kill(f->daemon.pid, SIGSTOP);
-		usleep(STOPPED_US);
-		kill(f->daemon.pid, SIGCONT);
-		usleep(RUNNING_US);
-	}
-	return NULL;
-}
-
-static void stall_stop(struct fixture *f)
-{
-	if (!f->staller_on)
-		return;
-	__atomic_store_n(&f->stalling, 0, __ATOMIC_SEQ_CST);
-	pthread_join(f->staller, NULL);
-	f->staller_on = 0;
-	kill(f->daemon.pid, SIGCONT);
-}
 
 static uint32_t port_seed;
 
@@ -107,78 +73,39 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct vg_receiver_options o = {0};
-	static const char *const extra[] = {"-O", "-R", NULL};
 	char err[256];
-	int rc;
 
 	vg_log_init("receiver_proof_bound_test", VG_LOG_ERROR);
 	*state = f;
-	f->req = -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-proof-bound-test.XXXXXX");
-	if (!f || !mkdtemp(f->dir))
+	if (!f || fxr_slow_open(&f->s, "/tmp/vigie-proof-bound-test.XXXXXX"))
 		return -1;
-	if ((rc = hrd_start(&f->daemon, NULL, extra))) {
-		fprintf(stderr, "rrdcached: %s\n", strerror(-rc));
-		return -1;
-	}
-	vg_config_defaults(&f->cfg);
-	/* each wait on the daemon bounded by a quarter of this, 10 s: every
-	 * FLUSH BATCH of the slow daemon is answered within its own wait, as
-	 * each of a 2,600-file host's 21 BATCHes can be within the default
-	 * 1.25 s while the whole proof is not; only the proof's bound (and
-	 * the agent's ack timeout) is left to cut it */
-	f->cfg.agent_ack_timeout_ms = 40000;
-	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
-	fxr_write_through(&f->cfg, f->daemon.unix_addr, f->daemon.base);
-	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->reg, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->other, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->watch, err, sizeof(err))) {
+	if (vg_registry_open_state(f->s.dir, "", &f->other, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
-	fxr_dispatch(&f->d, f->reg, f->store);
 	o.max_message = 1u << 20;
-	o.registry = f->reg;
-	o.dispatch = &f->d;
-	o.store = f->store;
-	o.hold_ttl_ms = 600000;
 	o.verified_rows = 1;
 	/* a connection made a moment before the other node's commit
 	 * proves it (the default margin is seconds) */
 	o.proof_margin_ms = 1;
 	o.proof_timeout_ms = PROOF_BOUND_MS;
-	if (vg_registry_set_holder(f->reg, "this-node", o.hold_ttl_ms) ||
-	    vg_registry_set_holder(f->other, "other-node", 600000))
+	if (vg_registry_set_holder(f->other, "other-node", 600000))
 		return -1;
-	vg_registry_set_wait_verified(f->reg, 1);
-	if (fxr_start(&o, f->url, sizeof(f->url), &port_seed, &f->rx, &f->thread, NULL,
-		      NULL))
-		return -1;
+	vg_registry_set_wait_verified(f->s.reg, 1);
 	/* the first batch creates NFILES files: not the bound's concern */
-	f->req = fxr_req_open(f->url, 120000);
-	return f->req < 0 ? -1 : 0;
+	return fxr_slow_start(&f->s, &o, &port_seed);
 }
 
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
+	int rc;
 
-	stall_stop(f);
-	if (f->req >= 0)
-		nn_close(f->req);
-	fxr_stop(f->rx, f->thread);
+	fxr_stall_stop(&f->s.staller); /* the other registry closed after */
 	vg_registry_close(f->other);
-	vg_registry_close(f->watch);
-	vg_registry_close(f->reg);
-	vg_store_close(f->store);
-	hrd_cleanup(&f->daemon);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
-		return -1;
+	rc = fxr_slow_close(&f->s);
 	free(f);
-	return 0;
+	return rc;
 }
 
 /* Send host's batch seq on s (node1's instance with NFILES gauges metric.<i> = seq + i at minute seq, another host's with one): its ack's
@@ -211,13 +138,13 @@ static void other_sends(struct fixture *f)
 	struct vg_rrdcd *c;
 	char path[PATH_MAX];
 
-	assert_int_equal(vg_rrdcd_connect(f->daemon.unix_addr, 30000, &c), 0);
+	assert_int_equal(vg_rrdcd_connect(f->s.daemon.unix_addr, 30000, &c), 0);
 	for (int i = 0; i < NFILES; i++) {
 		char m[32];
 		int64_t ts[2] = {(T0 + 2 * 60000) / 1000, (T0 + 3 * 60000) / 1000};
 		double v[2] = {2 + i, 3 + i};
 		snprintf(m, sizeof(m), "metric.%d", i);
-		assert_int_equal(vg_store_path(f->store, VG_RT_INSTANCE, "node1-inst", m, path,
+		assert_int_equal(vg_store_path(f->s.store, VG_RT_INSTANCE, "node1-inst", m, path,
 					       sizeof(path)),
 				 0);
 		struct vg_rrdcd_update u = {path, 2, 1, ts, v, 0};
@@ -230,7 +157,7 @@ static void other_sends(struct fixture *f)
  * collector's duplicate check reads it */
 static int recorded(struct fixture *f, uint64_t seq)
 {
-	int rc = vg_registry_seen(f->watch, "node1", STREAM, seq, T0 + (int64_t)seq * 60000);
+	int rc = vg_registry_seen(f->s.watch, "node1", STREAM, seq, T0 + (int64_t)seq * 60000);
 
 	assert_true(rc == 0 || rc == 1);
 	return rc;
@@ -246,7 +173,7 @@ static int has_value(struct fixture *f, int i, int m, double v)
 	int found = 0;
 
 	snprintf(name, sizeof(name), "metric.%d", i);
-	assert_int_equal(vg_store_fetch(f->store, VG_RT_INSTANCE, "node1-inst", name,
+	assert_int_equal(vg_store_fetch(f->s.store, VG_RT_INSTANCE, "node1-inst", name,
 					VG_CF_AVERAGE, t - 120000, t + 60000, 60, 1, &s),
 			 0);
 	for (size_t k = 0; k < s.n; k++)
@@ -262,10 +189,10 @@ static void test_slow_daemon_bounded(void **state)
 	uint64_t behind = 1;
 	int s2, st1, st2;
 
-	assert_int_equal(send_on(f->req, "node1", 1), VG_ACK_OK); /* files, connection */
+	assert_int_equal(send_on(f->s.req, "node1", 1), VG_ACK_OK); /* files, connection */
 	for (int i = 0; i < 600 && behind; i++) {
 		behind = 0;
-		assert_int_equal(vg_registry_verified(f->watch, vrow, &behind), 0);
+		assert_int_equal(vg_registry_verified(f->s.watch, vrow, &behind), 0);
 		if (behind)
 			usleep(100 * 1000);
 	}
@@ -275,21 +202,19 @@ static void test_slow_daemon_bounded(void **state)
 	assert_int_equal(vg_registry_commit(f->other, "node1", STREAM, 3, T0 + 180000), 0);
 
 	/* the daemon slow: answering each wait within its timeout */
-	f->stalling = 1;
-	assert_int_equal(pthread_create(&f->staller, NULL, stall, f), 0);
-	f->staller_on = 1;
-	nn_close(f->req);
-	f->req = fxr_req_open(f->url, ACK_TIMEOUT_MS);
-	s2 = fxr_req_open(f->url, ACK_TIMEOUT_MS);
-	assert_true(f->req >= 0 && s2 >= 0);
-	st1 = send_on(f->req, "node1", 4);
+	assert_int_equal(fxr_stall_start(&f->s.staller, f->s.daemon.pid, STOPPED_US, RUNNING_US), 0);
+	nn_close(f->s.req);
+	f->s.req = fxr_req_open(f->s.url, ACK_TIMEOUT_MS);
+	s2 = fxr_req_open(f->s.url, ACK_TIMEOUT_MS);
+	assert_true(f->s.req >= 0 && s2 >= 0);
+	st1 = send_on(f->s.req, "node1", 4);
 	st2 = send_on(s2, "node2", 1);
 	nn_close(s2);
 	/* answered before the agent gives up on this collector: -1 would be
 	 * its ack timeout, the agent failing over */
 	assert_int_equal(st1, VG_ACK_RETRY);
 	assert_int_not_equal(st2, -1); /* another host not held behind it */
-	vg_receiver_stats_fn(f->rx, &cs);
+	vg_receiver_stats_fn(f->s.rx, &cs);
 	assert_int_equal(cs.proofs_timed_out, 1);
 	assert_int_equal(cs.batches_unverified, 1);
 	assert_int_equal(cs.batches_proven, 0);
@@ -298,15 +223,15 @@ static void test_slow_daemon_bounded(void **state)
 
 	/* the daemon runs again; the other node's sync verifies its commit:
 	 * the agent's re-send is stored, and the other node's values kept */
-	stall_stop(f);
-	nn_close(f->req);
-	f->req = fxr_req_open(f->url, 60000);
+	fxr_stall_stop(&f->s.staller);
+	nn_close(f->s.req);
+	f->s.req = fxr_req_open(f->s.url, 60000);
 	assert_int_equal(vg_registry_set_verified(f->other, vg_registry_committed_ms(f->other)),
 			 0);
-	st1 = send_on(f->req, "node1", 4);
+	st1 = send_on(f->s.req, "node1", 4);
 	for (int i = 0; i < 100 && st1 == VG_ACK_RETRY; i++) {
 		usleep(100 * 1000);
-		st1 = send_on(f->req, "node1", 4);
+		st1 = send_on(f->s.req, "node1", 4);
 	}
 	assert_int_equal(st1, VG_ACK_OK);
 	assert_int_equal(recorded(f, 4), 1);

@@ -120,6 +120,22 @@ static struct vg_store *write_through(const char *dir, const char *addr, const c
 	return s;
 }
 
+/* vg_store_flush of a daemon that FLUSHes, until it passes, up to 10 s:
+ * on a loaded machine a wait on the daemon may pass its bound (a quarter
+ * of the ack timeout), the daemon then in its back-off, where a sync
+ * fails (-EIO; calling again later is safe): seen at load 16. Its last
+ * answer. */
+static int flush_passes(struct vg_store *s)
+{
+	int rc = vg_store_flush(s);
+
+	for (int i = 0; i < 100 && rc == -EIO; i++) {
+		usleep(100 * 1000);
+		rc = vg_store_flush(s);
+	}
+	return rc;
+}
+
 /* Minute 0 of the NS series through a daemon that FLUSHes: the files
  * exist, nothing pending. */
 static void minute0_flushed(struct vg_store *s)
@@ -127,7 +143,7 @@ static void minute0_flushed(struct vg_store *s)
 	struct vg_store_daemon dm[2];
 
 	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(flush_passes(s), 0);
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
 	assert_int_equal(dm[0].pending, 0);
 }
@@ -193,6 +209,9 @@ static void test_refused_flush_backs_off(void **state)
 	 * replayed): the sync passes, every value is in its file once */
 	d.extra[3] = WITH_FLUSH;
 	assert_int_equal(hrd_restart(&d), 0);
+	/* the refusing daemon is gone (killed, reaped): every refusal came
+	 * before this, the storage thread trying on since t1 */
+	uint64_t bound_restart = NS * attempts_max(vg_monotonic_ms() - t0);
 	for (int i = 0; i < 120; i++) { /* its restart: up to 30 s */
 		int rc = vg_store_flush(s);
 		assert_true(rc == 0 || rc == -EIO); /* -EIO: not synced yet */
@@ -215,7 +234,9 @@ static void test_refused_flush_backs_off(void **state)
 	/* one line for the episode's start, one for its end */
 	assert_int_equal(count_lines(logp, "refused to FLUSH"), 1);
 	assert_int_equal(count_lines(logp, "FLUSHes accepted again"), 1);
-	assert_true(refused <= bound + NS); /* at most one more try, before the restart */
+	/* the tries since t1 too, as the back-off allows (a loaded machine
+	 * may take seconds from t1 to the restart) */
+	assert_true(refused <= bound_restart);
 
 	hrd_cleanup(&d);
 	assert_int_equal(fx_rm_tree(dir), 0);
@@ -514,7 +535,7 @@ static void deleted_under_daemon(int base)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(flush_passes(s), 0);
 	vg_store_get_stats(s, &st);
 	printf("# base %d: recreated %llu, write errors %llu -> %llu\n", base,
 	       (unsigned long long)st.series_recreated, (unsigned long long)errors,
@@ -646,7 +667,7 @@ static void dir_renamed_under_daemon(int base)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(flush_passes(s), 0);
 	vg_store_get_stats(s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, errors);
@@ -750,7 +771,7 @@ static void test_list_refused(void **state)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(flush_passes(s), 0);
 	vg_store_get_stats(s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, 0);
