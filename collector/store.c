@@ -144,6 +144,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/clock.h"
+#include "vigie/fsutil.h"
 #include "vigie/hash.h"
 #include "vigie/hmap.h"
 #include "vigie/log.h"
@@ -1474,6 +1475,31 @@ static int known_put_locked(struct vg_store *s, uint64_t h)
 	return 1;
 }
 
+/* Forget h (mu held): backward-shift deletion, so no tombstone. */
+static int known_del_locked(struct vg_store *s, uint64_t h)
+{
+	size_t i, j, mask = s->known_cap - 1;
+
+	h = known_key(h);
+	if (!s->known_cap)
+		return 0;
+	for (i = h & mask; s->known[i] != h; i = (i + 1) & mask)
+		if (!s->known[i])
+			return 0;
+	for (j = (i + 1) & mask; s->known[j]; j = (j + 1) & mask) {
+		size_t home = s->known[j] & mask;
+		/* j's entry may move to the hole i unless its home lies
+		 * cyclically in (i, j] */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			s->known[i] = s->known[j];
+			i = j;
+		}
+	}
+	s->known[i] = 0;
+	s->known_n--;
+	return 1;
+}
+
 /* se opened: remember it (mu held). A failed append only loses the
  * wait after a restart for this one series (its file is then created as
  * a new one's would be). */
@@ -1482,6 +1508,18 @@ static void known_add_locked(struct vg_store *s, uint64_t h)
 	if (known_put_locked(s, h) == 1 && s->known_fd >= 0) {
 		uint64_t k = known_key(h);
 		if (write(s->known_fd, &k, sizeof(k)) == (ssize_t)sizeof(k))
+			s->known_dirty = 1;
+	}
+}
+
+/* A series deleted (vg_store_remove_series): forgotten, so the set and
+ * its file stay the size of the series kept; a record 0 then the key
+ * (0 is never a key) says so in the file. mu held. */
+static void known_forget_locked(struct vg_store *s, uint64_t h)
+{
+	if (known_del_locked(s, h) && s->known_fd >= 0) {
+		uint64_t k[2] = {0, known_key(h)};
+		if (write(s->known_fd, k, sizeof(k)) == (ssize_t)sizeof(k))
 			s->known_dirty = 1;
 	}
 }
@@ -1523,18 +1561,52 @@ static int known_open(struct vg_store *s, char *err, size_t errlen)
 		snprintf(err, errlen, "store: %s: %s", path, strerror(errno));
 		return -errno;
 	}
+	int forget = 0;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i + (ssize_t)sizeof(uint64_t) <= n; i += sizeof(uint64_t))
-			if (known_put_locked(s, buf[i / sizeof(uint64_t)]) < 0) {
+		for (ssize_t i = 0; i + (ssize_t)sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+			uint64_t k = buf[i / sizeof(uint64_t)];
+			if (!k) { /* the next key was deleted */
+				forget = 1;
+				continue;
+			}
+			if (forget)
+				(void)known_del_locked(s, k);
+			else if (known_put_locked(s, k) < 0) {
 				close(fd);
 				snprintf(err, errlen, "store: out of memory");
 				return -ENOMEM;
 			}
+			forget = 0;
+		}
 		total += n;
 	}
 	if (!s->owner) {
 		close(fd);
 		return 0;
+	}
+	if ((uint64_t)total / sizeof(uint64_t) > 2 * (uint64_t)s->known_n + 4096) {
+		/* mostly deletions: written again with the keys kept only */
+		char tmp[PATH_MAX + 8];
+		int tfd, ok;
+		snprintf(tmp, sizeof(tmp), "%s.new", path);
+		ok = (tfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) >= 0;
+		for (size_t i = 0; ok && i < s->known_cap; i++)
+			ok = !s->known[i] || write(tfd, &s->known[i], sizeof(uint64_t)) ==
+						     (ssize_t)sizeof(uint64_t);
+		ok = ok && !fdatasync(tfd) && !rename(tmp, path);
+		if (tfd >= 0)
+			close(tfd);
+		if (!ok) {
+			(void)unlink(tmp);
+		} else {
+			close(fd);
+			if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+				snprintf(err, errlen, "store: %s: %s", path, strerror(errno));
+				return -errno;
+			}
+			total = lseek(fd, 0, SEEK_END);
+			(void)vg_fs_fsync_parent(path);
+		}
 	}
 	if ((total % (off_t)sizeof(uint64_t) &&
 	     ftruncate(fd, total - total % (off_t)sizeof(uint64_t))) ||
@@ -2160,6 +2232,8 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 	rc = s->be->ops->remove(s->be, &loc);
 
 	pthread_mutex_lock(&s->mu);
+	if (!rc) /* its file gone: it may come back as a new series */
+		known_forget_locked(s, key_hash(rtype, vg_fnv1a(VG_FNV_OFFSET, id), metric));
 	s->removing = NULL;
 	pthread_cond_broadcast(&s->done_cv);
 	reclaim(s, 0, VG_STORE_SYNC_OTHER);

@@ -1163,6 +1163,44 @@ static void test_dir_renamed_restart_synced(void **state)
 	expect_waiting_written(f);
 }
 
+/* A series deleted (the ended-series sweep's vg_store_remove_series)
+ * leaves the store's known set: after a restart with its type directory
+ * missing it is a new series again, and its file is created as any new
+ * one's (the set stays the size of the series kept). */
+static void test_removed_series_forgotten(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256], opt[PATH_MAX];
+	struct stat sb;
+
+	write_nodes(f, 0, 3);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	assert_int_equal(vg_store_remove_series(f->s, VG_RT_HOST, "node1", "load1"), 0);
+	locate(f->s, VG_RT_HOST, "node2", "load1", dir, sizeof(dir), opt, sizeof(opt));
+	if (g_rrdcached) {
+		struct vg_rrdcd *c;
+		assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+		assert_int_equal(vg_rrdcd_forget(c, dir), 0);
+		vg_rrdcd_close(c);
+	}
+	vg_store_close(f->s);
+	f->s = NULL;
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * 3), "load1", VG_KIND_GAUGE, 4);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.files_created, 1);
+	assert_int_equal(st.series_dir_missing, 0);
+	assert_int_equal(stat(path, &sb), 0);
+}
+
 /* One resource's directory removed by an operator (rm -r
  * rrd/host/node1) while the store runs, its type directory there: a
  * deletion, not a volume gone. The file is created again (counted in
@@ -1444,6 +1482,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_renamed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed_restart_synced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_series_forgotten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resource_dir_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_away_cache_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volume_replaced, setup, teardown),
