@@ -259,7 +259,9 @@ struct vg_rrd_backend_stats {
  * is the re-send. Engines without replay_note ignore it. */
 #define VG_RRD_REPLAY 2
 /* Flag of create: the series is not new, its file is missing (the store's
- * start replay opens a series its journal holds values of). If the file's
+ * start replay opens a series its journal holds values of, or the store
+ * opens a series it had before a restart: store.c "series known
+ * before"). If the file's
  * type directory is missing too (it or one above it, up to the data
  * directory or the daemon's -b; files: or on another device than
  * recorded), or the engine cannot tell (an rrdcached that

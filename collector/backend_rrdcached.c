@@ -2569,7 +2569,7 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 		pthread_mutex_lock(&d->mu);
 		first = !d->create_err[0];
 		snprintf(d->create_err, sizeof(d->create_err),
-			 "%.200s: " VG_STORE_CAUSE_NO_DIRS " (the values of new series wait)",
+			 "%.200s: " VG_STORE_CAUSE_NO_DIRS " (the values of new series, and of files deleted with their directory, wait)",
 			 d->addr);
 		pthread_mutex_unlock(&d->mu);
 		if (first) /* the receiver's batch, or the journal's replay */

@@ -131,6 +131,7 @@
  * journal.c and backend_files.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
@@ -143,6 +144,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/clock.h"
+#include "vigie/fsutil.h"
 #include "vigie/hash.h"
 #include "vigie/hmap.h"
 #include "vigie/log.h"
@@ -327,8 +329,14 @@ struct vg_store {
 	 * (the oldest held by values cached for a daemon that is down),
 	 * so that what was written to the others is FLUSHed too */
 	uint64_t write_gen, synced_gen;
-	int64_t warm_ms;          /* monotonic ms of the last backend warm()
+	int64_t warm_ms; /* monotonic ms of the last backend warm()
 				   * (the storage thread's) */
+	/* series this store has had (known_*: mu; see "series known
+	 * before") */
+	uint64_t *known; /* open addressing of key_hash, 0 = empty */
+	size_t known_cap, known_n;
+	int known_fd;             /* <journal>/known, appended (owner), or -1 */
+	int known_dirty;          /* appended since its last fdatasync */
 	int64_t verified_ms;      /* wall ms: every value journaled before it
 				   * is durable in the backend (a sync retired
 				   * the whole journal; mu; vg_store_verified_ms) */
@@ -660,6 +668,8 @@ static int sync_due(struct vg_store *s)
  * written since the last sync that passed (write_gen). cause: what asks (enum vg_store_sync_cause), counted in
  * backend_syncs_by; a try again after a failed sync counts as retry, and
  * a write-through sync with an interval as interval or segments. */
+static int known_sync(struct vg_store *s);
+
 static void reclaim(struct vg_store *s, int force, int cause)
 {
 	uint64_t from, upto, keep = 0;
@@ -699,7 +709,7 @@ static void reclaim(struct vg_store *s, int force, int cause)
 	pthread_mutex_unlock(&s->mu);
 	if (vg_store_test_before_sync)
 		vg_store_test_before_sync();
-	int synced = s->be->ops->sync(s->be) == 0;
+	int synced = s->be->ops->sync(s->be) == 0 && known_sync(s) == 0;
 	if (fd >= 0)
 		close(fd);
 	pthread_mutex_lock(&s->mu);
@@ -1406,6 +1416,213 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
 	}
 }
 
+/* ---- series known before -------------------------------------------------------------
+ * A series not in the table, whose file is missing, may be new (create
+ * it) or one the store had before a restart whose type directory is out
+ * of reach (a data volume not mounted: its values must wait, not go to a
+ * fresh file). The journal's replay knows its series; one with nothing
+ * journaled (everything synced before the stop) is told by this set: the
+ * key hash of every series the store opened or created, appended to
+ * <journal>/known (8 bytes each, host order) and made durable by the
+ * sync before any journal segment is retired. A deleted series stays in
+ * it (harmless: only a missing type directory makes it wait). A 64-bit
+ * hash: two series colliding make a new one wait only while its type
+ * directory is missing. */
+
+static uint64_t known_key(uint64_t h)
+{
+	return h ? h : 1;
+}
+
+static int known_has_locked(const struct vg_store *s, uint64_t h)
+{
+	h = known_key(h);
+	for (size_t i = s->known_cap ? h & (s->known_cap - 1) : 0; s->known_cap;
+	     i = (i + 1) & (s->known_cap - 1)) {
+		if (!s->known[i])
+			return 0;
+		if (s->known[i] == h)
+			return 1;
+	}
+	return 0;
+}
+
+/* 1 if added, 0 if there already, -ENOMEM. */
+static int known_put_locked(struct vg_store *s, uint64_t h)
+{
+	h = known_key(h);
+	if ((s->known_n + 1) * 2 > s->known_cap) {
+		size_t cap = s->known_cap ? s->known_cap * 2 : 1024;
+		uint64_t *t = calloc(cap, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->known_cap; i++) {
+			if (!s->known[i])
+				continue;
+			size_t j = s->known[i] & (cap - 1);
+			while (t[j])
+				j = (j + 1) & (cap - 1);
+			t[j] = s->known[i];
+		}
+		free(s->known);
+		s->known = t;
+		s->known_cap = cap;
+	}
+	size_t i = h & (s->known_cap - 1);
+	while (s->known[i]) {
+		if (s->known[i] == h)
+			return 0;
+		i = (i + 1) & (s->known_cap - 1);
+	}
+	s->known[i] = h;
+	s->known_n++;
+	return 1;
+}
+
+/* Forget h (mu held): backward-shift deletion, so no tombstone. */
+static int known_del_locked(struct vg_store *s, uint64_t h)
+{
+	size_t i, j, mask = s->known_cap - 1;
+
+	h = known_key(h);
+	if (!s->known_cap)
+		return 0;
+	for (i = h & mask; s->known[i] != h; i = (i + 1) & mask)
+		if (!s->known[i])
+			return 0;
+	for (j = (i + 1) & mask; s->known[j]; j = (j + 1) & mask) {
+		size_t home = s->known[j] & mask;
+		/* j's entry may move to the hole i unless its home lies
+		 * cyclically in (i, j] */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			s->known[i] = s->known[j];
+			i = j;
+		}
+	}
+	s->known[i] = 0;
+	s->known_n--;
+	return 1;
+}
+
+/* se opened: remember it (mu held). A failed append only loses the
+ * wait after a restart for this one series (its file is then created as
+ * a new one's would be). */
+static void known_add_locked(struct vg_store *s, uint64_t h)
+{
+	if (known_put_locked(s, h) == 1 && s->known_fd >= 0) {
+		uint64_t k = known_key(h);
+		if (write(s->known_fd, &k, sizeof(k)) == (ssize_t)sizeof(k))
+			s->known_dirty = 1;
+	}
+}
+
+/* A series deleted (vg_store_remove_series): forgotten, so the set and
+ * its file stay the size of the series kept; a record 0 then the key
+ * (0 is never a key) says so in the file. mu held. */
+static void known_forget_locked(struct vg_store *s, uint64_t h)
+{
+	if (known_del_locked(s, h) && s->known_fd >= 0) {
+		uint64_t k[2] = {0, known_key(h)};
+		if (write(s->known_fd, k, sizeof(k)) == (ssize_t)sizeof(k))
+			s->known_dirty = 1;
+	}
+}
+
+/* Before a sync retires segments: the keys appended are durable too.
+ * mu not held. 0 or -errno. */
+static int known_sync(struct vg_store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int dirty = s->known_dirty, fd = s->known_fd;
+	s->known_dirty = 0;
+	pthread_mutex_unlock(&s->mu);
+	if (!dirty || fd < 0 || !fdatasync(fd))
+		return 0;
+	int rc = -errno;
+	pthread_mutex_lock(&s->mu);
+	s->known_dirty = 1;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* Load <journal>/known; the store's owner appends to it. A record torn
+ * by a crash (the size not a multiple of 8) is cut off. 0 or -errno. */
+static int known_open(struct vg_store *s, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	uint64_t buf[512];
+	ssize_t n;
+	off_t total = 0;
+	int fd;
+
+	s->known_fd = -1;
+	if ((size_t)snprintf(path, sizeof(path), "%s/known", s->j.dir) >= sizeof(path))
+		return 0;
+	fd = open(path, (s->owner ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "store: %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	int forget = 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i + (ssize_t)sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+			uint64_t k = buf[i / sizeof(uint64_t)];
+			if (!k) { /* the next key was deleted */
+				forget = 1;
+				continue;
+			}
+			if (forget)
+				(void)known_del_locked(s, k);
+			else if (known_put_locked(s, k) < 0) {
+				close(fd);
+				snprintf(err, errlen, "store: out of memory");
+				return -ENOMEM;
+			}
+			forget = 0;
+		}
+		total += n;
+	}
+	if (!s->owner) {
+		close(fd);
+		return 0;
+	}
+	if ((uint64_t)total / sizeof(uint64_t) > 2 * (uint64_t)s->known_n + 4096) {
+		/* mostly deletions: written again with the keys kept only */
+		char tmp[PATH_MAX + 8];
+		int tfd, ok;
+		snprintf(tmp, sizeof(tmp), "%s.new", path);
+		ok = (tfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) >= 0;
+		for (size_t i = 0; ok && i < s->known_cap; i++)
+			ok = !s->known[i] || write(tfd, &s->known[i], sizeof(uint64_t)) ==
+						     (ssize_t)sizeof(uint64_t);
+		ok = ok && !fdatasync(tfd) && !rename(tmp, path);
+		if (tfd >= 0)
+			close(tfd);
+		if (!ok) {
+			(void)unlink(tmp);
+		} else {
+			close(fd);
+			if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+				snprintf(err, errlen, "store: %s: %s", path, strerror(errno));
+				return -errno;
+			}
+			total = lseek(fd, 0, SEEK_END);
+			(void)vg_fs_fsync_parent(path);
+		}
+	}
+	if ((total % (off_t)sizeof(uint64_t) &&
+	     ftruncate(fd, total - total % (off_t)sizeof(uint64_t))) ||
+	    lseek(fd, 0, SEEK_END) < 0) {
+		snprintf(err, errlen, "store: %s: %s", path, strerror(errno));
+		close(fd);
+		return -EIO;
+	}
+	s->known_fd = fd;
+	return 0;
+}
+
 /* ---- a series' directory missing ---------------------------------------------------
  * A file whose type directory is gone with it (a data volume not mounted,
  * a type directory renamed away; a series' own directory removed, its
@@ -1422,8 +1639,9 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
  * is back. Counted once per series and episode (series_dir_missing) and
  * logged at most once a minute, with the path. A daemon that refuses the
  * LIST that would tell (dir_unknown) is treated alike, its log saying so.
- * The start replay's series are not new either: series_open does not
- * create them when their directory is missing (VG_RRD_KNOWN). */
+ * The start replay's series are not new either, nor those the store had
+ * before a restart (series known before): series_open does not create
+ * them when their directory is missing (VG_RRD_KNOWN). */
 
 #define DIR_LOG_MS 60000
 
@@ -2026,6 +2244,8 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 	rc = s->be->ops->remove(s->be, &loc);
 
 	pthread_mutex_lock(&s->mu);
+	if (!rc) /* its file gone: it may come back as a new series */
+		known_forget_locked(s, key_hash(rtype, vg_fnv1a(VG_FNV_OFFSET, id), metric));
 	s->removing = NULL;
 	pthread_cond_broadcast(&s->done_cv);
 	reclaim(s, 0, VG_STORE_SYNC_OTHER);
@@ -2345,12 +2565,15 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 		policy_layout(s, metric, &lay);
 		if (flags & OPEN_PUBLISHED)
 			published_layout(s, &lay, &first_ms);
-		/* the journal's replay: not a new series (its values were
-		 * journaled), so a file missing with its directory is out of
-		 * reach, not to be created (backend.h VG_RRD_KNOWN) */
+		/* the journal's replay, or a series the store had before
+		 * (series known before): not a new series, so a file missing
+		 * with its directory is out of reach, not to be created
+		 * (backend.h VG_RRD_KNOWN) */
+		pthread_mutex_lock(&s->mu);
+		int known = (flags & OPEN_REPLAY) || known_has_locked(s, h);
+		pthread_mutex_unlock(&s->mu);
 		rc = s->be->ops->create(s->be, &loc, kind, first_ms, &lay, msg, sizeof(msg),
-					(flags & VG_RRD_RECEIVER) |
-						(flags & OPEN_REPLAY ? VG_RRD_KNOWN : 0));
+					(flags & VG_RRD_RECEIVER) | (known ? VG_RRD_KNOWN : 0));
 		if (rc == -ENOTDIR) {
 			/* opened with its last update unknown: its journaled
 			 * values are cached and wait for the directory as a
@@ -2358,9 +2581,11 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 			 * dir_note), then go to the real file, those it
 			 * already holds skipped as already stored */
 			snprintf(s->last_error, sizeof(s->last_error),
-				 "the start replay: %.400s: not created, its journaled values "
-				 "wait in the cache until the directory is back",
-				 msg);
+				 "%s: %.300s: not created, its %s values wait in the cache "
+				 "until the directory is back",
+				 flags & OPEN_REPLAY ? "the start replay"
+						     : "a series this store had before",
+				 msg, flags & OPEN_REPLAY ? "journaled" : "new");
 			last = INT64_MIN;
 			rc = 0;
 		} else if (rc) {
@@ -2430,6 +2655,8 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 		se->opened_gen = s->gen;
 	pthread_mutex_lock(&s->mu);
 	rc = table_insert(s, se);
+	if (!rc)
+		known_add_locked(s, h);
 	pthread_mutex_unlock(&s->mu);
 	if (rc) {
 		free(se);
@@ -3275,7 +3502,7 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 	s->reclaiming = 0;
 	s->j.seg_active = s->j.seg_oldest = first;
 	next = n && ids[n - 1] + 1 > first ? ids[n - 1] + 1 : first;
-	if (!rc && n && !s->pending && s->be->ops->sync(s->be) == 0) {
+	if (!rc && n && !s->pending && s->be->ops->sync(s->be) == 0 && known_sync(s) == 0) {
 		for (size_t i = 0; i < n; i++)
 			vg_journal_retire(&s->j, ids[i], keep[i]);
 		s->j.seg_active = s->j.seg_oldest = next;
@@ -3397,6 +3624,7 @@ static int store_open(const char *data_dir, const struct vg_config *cfg, int bes
 		return -ENOMEM;
 	}
 	s->j.seg_fd = s->j.lock_fd = -1;
+	s->known_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	vg_cond_init_monotonic(&s->work_cv);
 	pthread_cond_init(&s->done_cv, NULL);
@@ -3442,6 +3670,10 @@ static int store_open(const char *data_dir, const struct vg_config *cfg, int bes
 		return rc;
 	}
 	s->owner = s->j.owner;
+	if ((rc = known_open(s, err, errlen))) {
+		vg_store_close(s);
+		return rc;
+	}
 	{
 		/* The undo file lives with the journal: only its owner repairs
 		 * and protects updates. */
@@ -3636,7 +3868,12 @@ static void store_close(struct vg_store *s, int write_out)
 	}
 	if (s->be)
 		s->be->ops->close(s->be); /* removes the undo file */
-	vg_journal_close(&s->j);          /* releases the flock */
+	if (s->known_fd >= 0) {
+		(void)fdatasync(s->known_fd);
+		close(s->known_fd);
+	}
+	free(s->known);
+	vg_journal_close(&s->j); /* releases the flock */
 	for (size_t i = 0; s->tab && i < s->cap; i++) {
 		if (!s->tab[i].se)
 			continue;

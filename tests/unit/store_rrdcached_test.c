@@ -30,6 +30,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
+#include "vigie/rrdcached.h"
 #include "vigie/storage_cmd.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
@@ -558,6 +559,116 @@ static void test_daemon_without_R(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
+/* A resource's directory removed (rm -r base/host/node0, its file
+ * FORGOTten first) under a daemon started without -R: the store creates
+ * the file again (its type directory is there: a deletion), and the
+ * daemon refuses the CREATE ("No permission to recursively create").
+ * Nothing is lost, counted a write error or created elsewhere: node0's
+ * values wait in the cache and the journal, the daemon's state says
+ * "start rrdcached with -R" (/v1/health's cause) and counts the refusals,
+ * the other series are written as usual; restarted with -R, the next try
+ * creates the file (series_recreated) and writes every waiting value. */
+static void test_recreate_daemon_without_R(void **state)
+{
+	static const char *const extra[] = {"-O", NULL};
+	static const char *const extra_r[] = {"-O", "-R", NULL};
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_stats st;
+	struct vg_store_daemon dm[2];
+	struct vg_series r;
+	struct vg_rrdcd *c;
+	struct stat sb;
+	char dir[200], err[1024], sub[PATH_MAX + 32];
+	int rc = -1;
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "store-rcd-recreate-noR"), 0);
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	/* without -R the daemon creates files only in directories that are
+	 * there: the operator made them */
+	snprintf(sub, sizeof(sub), "%s/host", d.base);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(sub, sizeof(sub), "%s/host/node%d", d.base, i);
+		assert_int_equal(mkdir(sub, 0700), 0);
+	}
+	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
+	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	for (int m = 0; m < 2; m++)
+		assert_int_equal(fxs_write_minute(s, "node", 0, 2, m), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+
+	/* node0's directory removed by the operator */
+	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
+	assert_int_equal(vg_rrdcd_forget(c, "host/node0/load.1.rrd"), 0);
+	vg_rrdcd_close(c);
+	snprintf(sub, sizeof(sub), "%s/host/node0", d.base);
+	assert_int_equal(fx_rm_tree(sub), 0);
+	for (int m = 2; m < 4; m++) {
+		assert_int_equal(fxs_write_minute(s, "node", 0, 2, m), 0);
+		(void)vg_store_flush(s);
+	}
+	assert_int_not_equal(vg_store_flush(s), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# without -R: pending %llu, recreated %llu, write errors %llu, create errors "
+	       "%llu: %s\n",
+	       (unsigned long long)st.values_pending, (unsigned long long)st.series_recreated,
+	       (unsigned long long)st.write_errors, (unsigned long long)dm[0].create_errors,
+	       dm[0].error);
+	assert_int_equal(st.values_pending, 2); /* node0's minutes 2 and 3 */
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.segments_kept, 0);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(st.series_dir_missing, 0); /* not a volume gone */
+	assert_int_equal(stat(sub, &sb), -1);
+	assert_true(dm[0].cannot_create);
+	assert_true(dm[0].create_errors >= 1);
+	assert_non_null(strstr(dm[0].error, "start rrdcached with -R"));
+	assert_true(journal_segments(dir) >= 1);
+
+	/* restarted with -R: node0's file made again, its values written */
+	hrd_kill(&d, SIGKILL);
+	for (int i = 0; extra_r[i]; i++)
+		d.extra[i] = extra_r[i];
+	assert_int_equal(hrd_restart(&d), 0);
+	for (int k = 0; k < 240; k++) { /* 60 s: only a bound against a hang */
+		if (!(rc = vg_store_flush(s)))
+			break;
+		usleep(250 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_recreated, 1);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_false(dm[0].cannot_create);
+	fxs_check_series(s, 1, 4);
+	/* node0: minutes 2 and 3 in the new file (what the old held is gone) */
+	assert_int_equal(vg_store_fetch(s, VG_RT_HOST, "node0", "load.1", VG_CF_AVERAGE,
+					FXS_MS(FXS_T0), FXS_MS(FXS_T0 + 180), 60, 0, &r),
+			 0);
+	int seen = 0;
+	for (size_t k = 0; k < r.n; k++) {
+		if (isnan(r.points[k].value))
+			continue;
+		int minute = (int)((r.points[k].time_ms / 1000 - FXS_T0) / 60) + 1;
+		assert_true(minute >= 2 && r.points[k].value == (double)minute);
+		seen++;
+	}
+	assert_int_equal(seen, 2);
+	vg_series_free(&r);
+	vg_store_close(s);
+	assert_int_equal(journal_segments(dir), 0);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 /* The journal's replay at start-up meets a daemon started without -R on
  * an emptied base (re-installed, or a volume not mounted at its -b: the
  * daemon's disk cannot tell them apart). The series the journal holds
@@ -655,6 +766,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_series_per_round_trip, setup, teardown),
 		cmocka_unit_test(test_daemon_without_R),
 		cmocka_unit_test(test_replay_daemon_without_R),
+		cmocka_unit_test(test_recreate_daemon_without_R),
 		cmocka_unit_test_setup_teardown(test_daemon_down_then_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_and_daemon_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_daemon_down, setup, teardown),

@@ -396,8 +396,9 @@ static void test_hostile_ids(void **state)
 		vg_series_free(&s);
 	}
 	/* nothing anywhere but the n files under rrd/instance (and the
-	 * store's header undo file, journal/undo) */
-	snprintf(cmd, sizeof(cmd), g_rrdcached ? "find '%s' -type f" : "find '%s' -type f ! -path '*/journal/undo'", g_rrdcached ? rrd : root);
+	 * store's header undo file, journal/undo, and its known set,
+	 * journal/known) */
+	snprintf(cmd, sizeof(cmd), g_rrdcached ? "find '%s' -type f" : "find '%s' -type f ! -path '*/journal/undo' ! -path '*/journal/known'", g_rrdcached ? rrd : root);
 	assert_non_null(p = popen(cmd, "r"));
 	while (fgets(line, sizeof(line), p)) {
 		char want[PATH_MAX + 16];
@@ -1103,6 +1104,103 @@ static void test_dir_renamed_restart(void **state)
 	expect_waiting_written(f);
 }
 
+/* The same with nothing left to replay: the store closed cleanly
+ * (everything synced, the journal empty), its type directory renamed
+ * away, the store opened again. Its series are not new to it (they are
+ * in its known set, <journal>/known), so their next values do not create
+ * a fresh file at the old path: they wait as above (series_dir_waiting)
+ * and go to the real file once the directory is back. A series the store
+ * never had still gets its file. Fails without the fix (issue 14): the
+ * values of minute 3 created the file again at the old path
+ * (files_created 2), where minutes 3 and 4 went. */
+static void test_dir_renamed_restart_synced(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256], opt[PATH_MAX];
+	struct stat sb;
+
+	write_nodes(f, 0, 3);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_close(f->s); /* a clean stop: nothing to replay */
+	f->s = NULL;
+	assert_int_equal(journal_segments(f->dir), 0);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	type_dir_away(f, path, dir, away);
+	vg_store_close(f->s); /* opened only to locate the files */
+	f->s = NULL;
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	for (int m = 3; m < 5; m++) {
+		write_nodes(f, m, m + 1);
+		(void)vg_store_flush(f->s);
+	}
+	vg_store_get_stats(f->s, &st);
+	printf("# after the restart: created %llu, pending %llu, dir missing %llu, write errors "
+	       "%llu: %s\n",
+	       (unsigned long long)st.files_created, (unsigned long long)st.values_pending,
+	       (unsigned long long)st.series_dir_missing, (unsigned long long)st.write_errors,
+	       vg_store_last_error(f->s));
+	assert_int_equal(stat(path, &sb), -1); /* nothing fresh at the old path */
+	assert_int_equal(stat(dir, &sb), -1);
+	assert_int_equal(st.files_created, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.values_pending, 4);
+	assert_int_equal(st.series_dir_missing, 2);
+	assert_int_equal(st.series_dir_waiting, 2);
+
+	/* a series the store never had is created as always (of another
+	 * type: one of host would make rrd/host again, see docs) */
+	write_one(f->s, VG_RT_INSTANCE, "inst-9", MS(T0 + 60 * 4), "cpu.time", VG_KIND_COUNTER,
+		  1);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.files_created, 1);
+	locate(f->s, VG_RT_INSTANCE, "inst-9", "cpu.time", opt, sizeof(opt), err, sizeof(err));
+	assert_int_equal(stat(opt, &sb), 0);
+
+	assert_int_equal(rename(away, dir), 0);
+	expect_waiting_written(f);
+}
+
+/* A series deleted (the ended-series sweep's vg_store_remove_series)
+ * leaves the store's known set: after a restart with its type directory
+ * missing it is a new series again, and its file is created as any new
+ * one's (the set stays the size of the series kept). */
+static void test_removed_series_forgotten(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256], opt[PATH_MAX];
+	struct stat sb;
+
+	write_nodes(f, 0, 3);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	assert_int_equal(vg_store_remove_series(f->s, VG_RT_HOST, "node1", "load1"), 0);
+	locate(f->s, VG_RT_HOST, "node2", "load1", dir, sizeof(dir), opt, sizeof(opt));
+	if (g_rrdcached) {
+		struct vg_rrdcd *c;
+		assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+		assert_int_equal(vg_rrdcd_forget(c, dir), 0);
+		vg_rrdcd_close(c);
+	}
+	vg_store_close(f->s);
+	f->s = NULL;
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * 3), "load1", VG_KIND_GAUGE, 4);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.files_created, 1);
+	assert_int_equal(st.series_dir_missing, 0);
+	assert_int_equal(stat(path, &sb), 0);
+}
+
 /* One resource's directory removed by an operator (rm -r
  * rrd/host/node1) while the store runs, its type directory there: a
  * deletion, not a volume gone. The file is created again (counted in
@@ -1383,6 +1481,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deleted_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_renamed_restart_synced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_series_forgotten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resource_dir_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_away_cache_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volume_replaced, setup, teardown),
