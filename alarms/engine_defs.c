@@ -99,6 +99,7 @@ static int load_def(void *ctx, const char *id, const char *json,
 	pol.alertmanager = 1;
 	pol.agent_interval_s = 0.001;
 	pol.webhook_fence_default = 1; /* written before the fence existed */
+	pol.stored = 1;
 	rc = vg_alarm_def_from_json(j, &pol, &a->def, &errors);
 	json_decref(j);
 	if (rc) {

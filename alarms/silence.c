@@ -192,6 +192,10 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 								     "or critical");
 			x->severity = sev;
 		} else if (!strcmp(k, "project")) {
+			if (!vg_project_name_valid(s) && vg_text_valid(s, 255))
+				add_err(errors, "matchers.project",
+					"must not begin or end with white space (\" acme\" "
+					"would read as \"acme\" but be another project)");
 			x->project = strdup(s);
 		} else if (!strcmp(k, "resource")) {
 			x->resource = strdup(s);
@@ -265,6 +269,10 @@ static struct silence *from_json(const json_t *in, const char *scope,
 						   "bytes without control characters, "
 						   "Unicode bidirectional controls or "
 						   "invisible format characters");
+		else if (vg_name_blank_end(s))
+			add_err(errors, "project", "must not begin or end with white "
+						   "space (\" acme\" would read as "
+						   "\"acme\" but be another project)");
 		else if (x->project && strcmp(x->project, s))
 			add_err(errors, "project", "differs from matchers.project");
 		else if (!x->project && !(x->project = strdup(s)))
