@@ -120,7 +120,8 @@ static void usage(FILE *f)
 		"                     make the running collector write its cache\n"
 		"                     to the files (SIGUSR1) and wait until it did\n"
 		"  config check       check the configuration as start-up would\n"
-		"                     (key files read), then exit: 0, or 2 and why\n"
+		"                     (key, TLS and rate card files read), then\n"
+		"                     exit: 0, or 2 and why\n"
 		"\n"
 		"Flags override the configuration file. SIGTERM or SIGINT stops\n"
 		"cleanly; SIGHUP reloads the agent keys and the metric stream's\n"
@@ -221,8 +222,10 @@ static int check_start(const struct vg_config *cfg, struct checked *ck, char *er
 				  NULL, err, errlen)))
 		return rc;
 	if ((rc = load_keys(cfg->collector_keys_dir, cfg->collector_require_signatures,
-			    &ck->keys, err, errlen)))
+			    &ck->keys, err, errlen))) {
+		checked_free(ck);
 		return rc;
+	}
 	if ((rc = vg_config_stream_keys(cfg, &k1, &k2, err, errlen))) {
 		checked_free(ck);
 		return rc;
