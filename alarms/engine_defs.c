@@ -99,6 +99,7 @@ static int load_def(void *ctx, const char *id, const char *json,
 	pol.alertmanager = 1;
 	pol.agent_interval_s = 0.001;
 	pol.webhook_fence_default = 1; /* written before the fence existed */
+	pol.stored = 1;
 	rc = vg_alarm_def_from_json(j, &pol, &a->def, &errors);
 	json_decref(j);
 	if (rc) {
@@ -550,6 +551,12 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 			json_object_del(merged, "resource");
 		if (!scope)
 			json_object_set_new(merged, "project", json_string(a->def.project));
+		/* an alarm changed with a project's token is fenced, as PUT
+		 * makes it (docs/alarms.md): an administrator's stored
+		 * "false" is not the caller's, and read as given it made any
+		 * PATCH of the tenant a 400 about a fence it never named */
+		else if (!json_object_get(body, "webhook_fence"))
+			json_object_del(merged, "webhook_fence");
 		body = merged;
 	} else if (!scope && !json_object_get(body, "project")) {
 		/* a replacement keeps the alarm in its project */

@@ -604,6 +604,13 @@ static void rd_project(struct pctx *c, const json_t *v)
 
 	if (!s)
 		return;
+	/* the rule of a token's project: "acme" + U+00A0 is another
+	 * tenant that reads as acme (a stored alarm loads as it was) */
+	if ((!c->pol || !c->pol->stored) && !vg_project_name_valid(s)) {
+		add_err(c, "project", "must not begin or end with white space (\" acme\" "
+				      "would read as \"acme\" but be another project)");
+		return;
+	}
 	if (c->pol && c->pol->scope_project &&
 	    strcmp(s, c->pol->scope_project)) {
 		add_err(c, "project", "must be your own project '%s'",

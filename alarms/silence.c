@@ -192,6 +192,10 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 								     "or critical");
 			x->severity = sev;
 		} else if (!strcmp(k, "project")) {
+			if (!vg_project_name_valid(s) && vg_text_valid(s, 255))
+				add_err(errors, "matchers.project",
+					"must not begin or end with white space (\" acme\" "
+					"would read as \"acme\" but be another project)");
 			x->project = strdup(s);
 		} else if (!strcmp(k, "resource")) {
 			x->resource = strdup(s);
@@ -265,6 +269,10 @@ static struct silence *from_json(const json_t *in, const char *scope,
 						   "bytes without control characters, "
 						   "Unicode bidirectional controls or "
 						   "invisible format characters");
+		else if (vg_name_blank_end(s))
+			add_err(errors, "project", "must not begin or end with white "
+						   "space (\" acme\" would read as "
+						   "\"acme\" but be another project)");
 		else if (x->project && strcmp(x->project, s))
 			add_err(errors, "project", "differs from matchers.project");
 		else if (!x->project && !(x->project = strdup(s)))
@@ -306,9 +314,18 @@ static struct silence *from_json(const json_t *in, const char *scope,
 						   "seconds, relative) as a string");
 	} else if (jd) {
 		int64_t d;
-		if (!(s = json_string_value(jd)) || vg_duration_parse(s, &d) ||
-		    d <= 0)
-			add_err(errors, "duration", "must be like \"90m\" or \"2h\"");
+		size_t n;
+		/* a plain decimal and its unit: "90" (no unit) was taken as
+		 * 90 s; "90min" ends in no unit of the docs either */
+		if (!(s = json_string_value(jd)) || !(n = strlen(s)) ||
+		    !strchr("smhdw", s[n - 1]) ||
+		    vg_duration_parse(s, &d))
+			add_err(errors, "duration", "must be a plain decimal and a unit "
+						    "s, m, h, d or w, like \"90m\" or \"2h\"");
+		else if (d < VG_SILENCE_MIN_MS)
+			add_err(errors, "duration", "a silence lasts at least 1s (a "
+						    "shorter one would have ended "
+						    "before it silenced anything)");
 		else
 			x->ends_ms = x->starts_ms + d;
 	} else {
@@ -318,6 +335,10 @@ static struct silence *from_json(const json_t *in, const char *scope,
 		add_err(errors, "ends_at", "must be before the year 10000");
 	else if (x->ends_ms && x->ends_ms <= x->starts_ms)
 		add_err(errors, "ends_at", "must be after starts_at");
+	else if (x->ends_ms && x->ends_ms - x->starts_ms < VG_SILENCE_MIN_MS)
+		add_err(errors, "ends_at", "a silence lasts at least 1s (a shorter "
+					   "one would have ended before it silenced "
+					   "anything)");
 	if (x->ends_ms - x->starts_ms > (int64_t)VG_SILENCE_MAX_DURATION_S * 1000)
 		add_err(errors, "ends_at", "a silence lasts at most 366 days");
 	/* Both are shown as written: to an administrator, and a global

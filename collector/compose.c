@@ -86,6 +86,7 @@ static int g_require;
 static const struct vg_config *g_cfg; /* for SIGHUP's stream keys */
 static struct vg_cluster *g_cluster;  /* NULL: not in a cluster */
 static int g_config_argi;             /* argv index of "config", 0 if none */
+static const char *g_config_path;     /* --config FILE, NULL if none */
 
 static void usage(FILE *f)
 {
@@ -122,7 +123,8 @@ static void usage(FILE *f)
 		"                     make the running collector write its cache\n"
 		"                     to the files (SIGUSR1) and wait until it did\n"
 		"  config check       check the configuration as start-up would\n"
-		"                     (key files read), then exit: 0, or 2 and why\n"
+		"                     (key, TLS and rate card files read), then\n"
+		"                     exit: 0, or 2 and why\n"
 		"\n"
 		"Flags override the configuration file. SIGTERM or SIGINT stops\n"
 		"cleanly; SIGHUP reloads the agent keys and the metric stream's\n"
@@ -167,6 +169,81 @@ static int load_keys(const char *dir, int require, struct vg_keyring **out,
 			 "<host>.key per agent, or set require_signatures = "
 			 "false / --allow-unsigned)");
 	return rc;
+}
+
+/* What the start reads or refuses besides the keys one at a time, in one
+ * place that `config check` and the start both run before anything is
+ * opened or created: the API's address, the storage keys that go
+ * together, the webhook fence's exceptions, the TLS files, the agents'
+ * keys directory, the metric stream's key files and the rate card. 0 with
+ * the agents' keyring and the billing service (its rate card) in *ck, or
+ * -errno with one line naming the key (and the file) in err: exit 2. */
+struct checked {
+	struct vg_keyring *keys;
+	struct vg_bill_service *billing;
+};
+
+static void checked_free(struct checked *ck)
+{
+	vg_keyring_free(ck->keys);
+	vg_bill_service_close(ck->billing);
+	memset(ck, 0, sizeof(*ck));
+}
+
+static int check_start(const struct vg_config *cfg, struct checked *ck, char *err,
+		       size_t errlen)
+{
+	struct vg_key k1, k2;
+	char why[480]; /* err is 512: room for the key before it */
+	int rc;
+
+	memset(ck, 0, sizeof(*ck));
+	if ((rc = vg_api_listen_check(cfg->collector_http, why, sizeof(why)))) {
+		snprintf(err, errlen, "[collector] http: %s", why);
+		return rc;
+	}
+	if (strcmp(cfg->storage_backend, "rrdcached") &&
+	    (cfg->storage_daemons[0] || cfg->storage_daemon_base[0])) {
+		/* the series would be files under data_dir, unreachable once
+		 * backend = rrdcached is added */
+		snprintf(err, errlen,
+			 "[storage] %s is set but backend is %s: set backend = "
+			 "rrdcached to store on the daemons, or remove it",
+			 cfg->storage_daemons[0] ? "daemons" : "daemon_base",
+			 cfg->storage_backend[0] ? cfg->storage_backend : "files");
+		return -EINVAL;
+	}
+	if (!strcmp(cfg->storage_backend, "rrdcached") && !cfg->storage_daemons[0]) {
+		snprintf(err, errlen, "[storage] backend = rrdcached needs [storage] daemons");
+		return -EINVAL;
+	}
+	if ((rc = vg_alarm_webhook_allow_check(cfg->alarms_webhook_allow, why, sizeof(why)))) {
+		snprintf(err, errlen, "[alarms] webhook_allow: %s", why);
+		return rc;
+	}
+	if ((rc = vg_api_tls_read(cfg->collector_tls_cert, cfg->collector_tls_key, NULL,
+				  NULL, err, errlen)))
+		return rc;
+	if ((rc = load_keys(cfg->collector_keys_dir, cfg->collector_require_signatures,
+			    &ck->keys, err, errlen))) {
+		checked_free(ck);
+		return rc;
+	}
+	if ((rc = vg_config_stream_keys(cfg, &k1, &k2, err, errlen))) {
+		checked_free(ck);
+		return rc;
+	}
+	vg_sign_key_wipe(&k1);
+	vg_sign_key_wipe(&k2);
+	/* the rate card: read and checked whole (prices, tiers, currency) */
+	if ((rc = vg_bill_service_open(cfg->collector_data_dir, cfg->state_url,
+				       cfg->billing_ratecard, &ck->billing, why,
+				       sizeof(why)))) {
+		snprintf(err, errlen, "[billing] ratecard: %s", why);
+		checked_free(ck);
+		return rc;
+	}
+	return 0;
 }
 
 /* SIGHUP: the metric stream's key files again (docs/operations.md,
@@ -553,6 +630,7 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 		fprintf(stderr, PROG ": too many options\n");
 		return 2;
 	}
+	g_config_path = config;
 	if (config && vg_config_load(cfg, config, err, sizeof(err))) {
 		fprintf(stderr, PROG ": %s\n", err);
 		return 2;
@@ -617,6 +695,7 @@ int main(int argc, char **argv)
 	struct vg_consumer_hooks hooks;
 	struct vg_receiver_options ro;
 	struct vg_api_options ao;
+	struct checked ck;
 	struct vg_receiver_stats cs;
 	struct vg_store_stats ss;
 	struct sigaction sa;
@@ -653,43 +732,20 @@ int main(int argc, char **argv)
 	if (g_storage_argi) /* `vigie-collector [...] storage ...`, then exit */
 		return vg_storage_command(&cfg, argc - g_storage_argi,
 					  argv + g_storage_argi, stdout, stderr);
-	/* the API's address, before anything is opened: a bad one is a
+	/* what the start refuses, before anything is opened or created: a
 	 * configuration error (exit 2), not a half-started collector */
-	if (vg_api_listen_check(cfg.collector_http, err, sizeof(err))) {
-		fprintf(stderr, PROG ": [collector] http: %s\n", err);
-		return 2;
-	}
-	if (strcmp(cfg.storage_backend, "rrdcached") &&
-	    (cfg.storage_daemons[0] || cfg.storage_daemon_base[0])) {
-		/* the series would be files under data_dir, unreachable once
-		 * backend = rrdcached is added */
-		fprintf(stderr, PROG ": [storage] %s is set but backend is %s: set "
-				     "backend = rrdcached to store on the daemons, or remove it\n",
-			cfg.storage_daemons[0] ? "daemons" : "daemon_base",
-			cfg.storage_backend[0] ? cfg.storage_backend : "files");
-		return 2;
-	}
-	if (vg_alarm_webhook_allow_check(cfg.alarms_webhook_allow, err, sizeof(err))) {
-		fprintf(stderr, PROG ": [alarms] webhook_allow: %s\n", err);
+	if (check_start(&cfg, &ck, err, sizeof(err))) {
+		fprintf(stderr, PROG ": %s%s%s\n", g_config_path ? g_config_path : "",
+			g_config_path ? ": " : "", err);
 		return 2;
 	}
 	if (g_config_argi) { /* `vigie-collector [...] config check` */
-		/* the key files the start reads (agents', stream's) too; no
-		 * database, no socket */
-		struct vg_keyring *kr = NULL;
-		struct vg_key k1, k2;
-		rc = load_keys(cfg.collector_keys_dir, cfg.collector_require_signatures,
-			       &kr, err, sizeof(err));
-		vg_keyring_free(kr);
-		if (rc || vg_config_stream_keys(&cfg, &k1, &k2, err, sizeof(err))) {
-			fprintf(stderr, PROG ": %s\n", err);
-			return 2;
-		}
-		vg_sign_key_wipe(&k1);
-		vg_sign_key_wipe(&k2);
+		checked_free(&ck);
 		printf("configuration OK\n");
 		return 0;
 	}
+	g_keys = ck.keys;
+	billing = ck.billing;
 	vg_log_init(PROG, cfg.log_level);
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "
@@ -714,13 +770,9 @@ int main(int argc, char **argv)
 					   : "");
 	}
 
-	/* Agent keys: a configuration error stops start-up (exit 2). */
+	/* Agent keys: loaded by check_start (SIGHUP loads them again) */
 	g_keys_dir = cfg.collector_keys_dir;
 	g_require = cfg.collector_require_signatures;
-	if (load_keys(g_keys_dir, g_require, &g_keys, err, sizeof(err))) {
-		fprintf(stderr, PROG ": %s\n", err);
-		return 2;
-	}
 	if (g_require && !vg_keyring_count(g_keys))
 		vg_warn("no agent keys in %s and require_signatures is on: every "
 			"batch will be refused until keys are added (then SIGHUP)",
@@ -734,6 +786,7 @@ int main(int argc, char **argv)
 		vg_error("cannot create data directory %s: %s",
 			 cfg.collector_data_dir, strerror(-rc));
 		vg_keyring_free(g_keys);
+		vg_bill_service_close(billing);
 		return 1;
 	}
 	if ((rc = vg_store_open(cfg.collector_data_dir, &cfg, &store, err, sizeof(err)))) {
@@ -832,14 +885,8 @@ int main(int argc, char **argv)
 	vg_dispatch_add(&dispatch, &cons);
 	cons = vg_registry_consumer(reg);
 	vg_dispatch_add(&dispatch, &cons);
-	/* billing: usage metering after the store; the rate card
-	 * is checked now so a bad one stops start-up (exit 2) */
-	if (vg_bill_service_open(cfg.collector_data_dir, cfg.state_url, cfg.billing_ratecard,
-				 &billing, err, sizeof(err))) {
-		fprintf(stderr, PROG ": %s\n", err);
-		status = 2;
-		goto out;
-	}
+	/* billing: usage metering after the store (the rate card was
+	 * read by check_start, so a bad one stopped start-up: exit 2) */
 	if (vg_bill_meter_open(billing->db_url, &meter, err, sizeof(err))) {
 		vg_error("billing: %s", err);
 		goto out;

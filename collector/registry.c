@@ -380,7 +380,7 @@ static const char *const sql_text[ST_COUNT] = {
 			   " WHERE m.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR r.project = ?2) LIMIT 1",
 	[ST_SET_UNIT] = "UPDATE metrics SET unit = ?3 WHERE resource_id = ?1 "
 			"AND name = ?2",
-	[ST_METRIC_UNIT] = "SELECT unit FROM metrics WHERE resource_id = ?1 AND "
+	[ST_METRIC_UNIT] = "SELECT unit, kind FROM metrics WHERE resource_id = ?1 AND "
 			   "name = ?2",
 	[ST_LOOKUP] = "SELECT type, project FROM resources WHERE id = ?1",
 	[ST_VISIBLE] = "SELECT type FROM resources WHERE id = ?1 AND "
@@ -2696,6 +2696,12 @@ out:
 int vg_registry_metric_unit(struct vg_registry *r, const char *id,
 			    const char *metric, char *unit, size_t unitlen)
 {
+	return vg_registry_metric_unit_kind(r, id, metric, unit, unitlen, NULL);
+}
+
+int vg_registry_metric_unit_kind(struct vg_registry *r, const char *id, const char *metric,
+				 char *unit, size_t unitlen, int *kind)
+{
 	struct vg_db_stmt *s;
 	int rc;
 
@@ -2709,6 +2715,8 @@ int vg_registry_metric_unit(struct vg_registry *r, const char *id,
 	rc = vg_db_step(s);
 	if (rc == 1) {
 		const char *u = vg_db_column_text(s, 0);
+		if (kind)
+			*kind = (int)vg_db_column_int64(s, 1);
 		rc = (size_t)snprintf(unit, unitlen, "%s", u ? u : "") >= unitlen
 			     ? -ENAMETOOLONG
 			     : 0;

@@ -207,6 +207,38 @@ int vg_name_valid(const char *name)
 	return vg_text_valid(name, VG_NAME_MAX);
 }
 
+static int blank_cp(uint32_t cp)
+{
+	return cp == 0x20 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+	       cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f ||
+	       cp == 0x3000 || cp == 0x115f || cp == 0x1160 || cp == 0x2800 ||
+	       cp == 0x3164 || cp == 0xffa0;
+}
+
+int vg_name_blank_end(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)(name ? name : "");
+	uint32_t cp = 0;
+	int first = 1;
+
+	while (*p) {
+		int n = utf8_char(p);
+		if (!n)
+			return 0;
+		cp = code_point(p, n);
+		if (first && blank_cp(cp))
+			return 1;
+		first = 0;
+		p += n;
+	}
+	return !first && blank_cp(cp);
+}
+
+int vg_project_name_valid(const char *name)
+{
+	return vg_name_valid(name) && !vg_name_blank_end(name);
+}
+
 int vg_name_component(const char *name, char *out, size_t outlen)
 {
 	static const char hex[] = "0123456789abcdef";

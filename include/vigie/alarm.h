@@ -203,6 +203,9 @@ struct vg_alarm_policy {
 	 * before the field existed (who wrote it is unknown). A project
 	 * caller always gets 1. */
 	int webhook_fence_default;
+	/* 1 when loading a stored definition: the rules added since it was
+	 * accepted (a project's white space) do not drop it */
+	int stored;
 };
 
 /* Release every string of d and zero it. Accepts NULL. */

@@ -35,6 +35,9 @@ struct vg_alarm_silences;
 #define VG_SILENCE_MAX 10000       /* silences held (active, pending, recent) */
 #define VG_SILENCE_PER_PROJECT 100 /* default [alarms] max_silences_per_project */
 #define VG_SILENCE_MAX_DURATION_S (366 * 86400)
+/* and at least a second: "0.001s" was an active silence whose ends_at
+ * read as its starts_at, ended before anyone saw it */
+#define VG_SILENCE_MIN_MS 1000
 #define VG_SILENCE_KEEP_EXPIRED_MS (7LL * 86400000) /* listed after the end */
 
 /* Open (and migrate) the table in the database at db_url (vigie/db.h

@@ -88,6 +88,15 @@ struct vg_api_options {
  * a bad [collector] http before it opens anything. Thread-safe. */
 int vg_api_listen_check(const char *addr, char *err, size_t errlen);
 
+/* The TLS files of [collector] tls_cert and tls_key, read as vg_api_start
+ * reads them: both or neither set, each a readable PEM file of at most
+ * 1 MiB. 0 with *cert_pem and *key_pem malloc'd (NULL when neither is
+ * set; the caller wipes the key and frees both), or -errno with err
+ * naming the key and the file (`config check` and the start, exit 2).
+ * Either out pointer may be NULL: the file is checked, not kept. */
+int vg_api_tls_read(const char *cert, const char *key, char **cert_pem, char **key_pem,
+		    char *err, size_t errlen);
+
 /* Start serving. 0 or -errno with a message in err (bad address, port in
  * use, unreadable TLS files or token store). Every route but /v1/health
  * needs a bearer token (vigie/token.h: tokens.db or the shared state). The server

@@ -75,6 +75,21 @@ int vg_char_hidden(uint32_t cp);
  * (vg_char_hidden). 1 if valid, 0 if not. */
 int vg_name_valid(const char *name);
 
+/* Whether name begins or ends with a character that draws as white
+ * space: U+0020, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F,
+ * U+205F, U+3000 (Unicode White_Space that the character rule lets
+ * through) and the blank fillers U+115F, U+1160, U+2800, U+3164, U+FFA0.
+ * 1 if it does, 0 if not (or not valid UTF-8 there). */
+int vg_name_blank_end(const char *name);
+
+/* Whether a project name is acceptable where one is given (a token's
+ * scope, an administrator's measures, alarm and silence): vg_name_valid
+ * and not vg_name_blank_end, since " acme" or "acme" + U+00A0 lists and
+ * logs as "acme" but is another tenant. (The invisible format
+ * characters, U+200B among them, vg_name_valid refuses anywhere.) 1 if
+ * valid, 0 if not. */
+int vg_project_name_valid(const char *name);
+
 /* The same character rule for free text of 1..maxlen bytes (maxlen 0:
  * no length limit). 1 if valid, 0 if not. */
 int vg_text_valid(const char *text, size_t maxlen);

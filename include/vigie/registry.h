@@ -410,6 +410,10 @@ int vg_registry_set_unit(struct vg_registry *r, const char *id,
  * the others. 0, -ENOENT, -ENAMETOOLONG (unitlen too small), -errno. */
 int vg_registry_metric_unit(struct vg_registry *r, const char *id,
 			    const char *metric, char *unit, size_t unitlen);
+/* The same, and its kind (enum vg_kind as stored) into *kind (may be
+ * NULL). */
+int vg_registry_metric_unit_kind(struct vg_registry *r, const char *id, const char *metric,
+				 char *unit, size_t unitlen, int *kind);
 
 /* Delete resource id's rows (its resource row and its metrics rows) if it
  * ended at or before ended_before_ms, in one transaction; the last-value

@@ -638,7 +638,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 /* ---- start / stop ------------------------------------------------------------------ */
 
 /* Read a PEM file whole (at most 1 MiB) into *out (malloc'd). */
-static int read_pem(const char *path, char **out, char *err, size_t errlen)
+static int read_pem(const char *what, const char *path, char **out, char *err,
+		    size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	char *buf;
@@ -647,7 +648,7 @@ static int read_pem(const char *path, char **out, char *err, size_t errlen)
 	*out = NULL;
 	if (!f) {
 		int e = errno;
-		snprintf(err, errlen, "TLS: %s: %s", path, strerror(e));
+		snprintf(err, errlen, "[collector] %s: %s: %s", what, path, strerror(e));
 		return -e;
 	}
 	buf = malloc((1u << 20) + 1);
@@ -655,7 +656,7 @@ static int read_pem(const char *path, char **out, char *err, size_t errlen)
 	fclose(f);
 	if (!buf || !n || n == (1u << 20)) {
 		free(buf);
-		snprintf(err, errlen, "TLS: %s: %s", path,
+		snprintf(err, errlen, "[collector] %s: %s: %s", what, path,
 			 !buf ? "out of memory" : n ? "larger than 1 MiB"
 						    : "empty");
 		return buf ? -EINVAL : -ENOMEM;
@@ -663,10 +664,49 @@ static int read_pem(const char *path, char **out, char *err, size_t errlen)
 	buf[n] = '\0';
 	if (!strstr(buf, "-----BEGIN ")) {
 		free(buf);
-		snprintf(err, errlen, "TLS: %s: not a PEM file", path);
+		snprintf(err, errlen, "[collector] %s: %s: not a PEM file", what, path);
 		return -EINVAL;
 	}
 	*out = buf;
+	return 0;
+}
+
+int vg_api_tls_read(const char *cert, const char *key, char **cert_pem, char **key_pem,
+		    char *err, size_t errlen)
+{
+	int has_cert = cert && *cert, has_key = key && *key, rc;
+	char *c = NULL, *k = NULL;
+
+	if (cert_pem)
+		*cert_pem = NULL;
+	if (key_pem)
+		*key_pem = NULL;
+	if (has_cert != has_key) {
+		snprintf(err, errlen,
+			 "[collector] %s = %s is set without %s: TLS needs both "
+			 "tls_cert and tls_key",
+			 has_cert ? "tls_cert" : "tls_key", has_cert ? cert : key,
+			 has_cert ? "tls_key" : "tls_cert");
+		return -EINVAL;
+	}
+	if (!has_cert)
+		return 0;
+	if ((rc = read_pem("tls_cert", cert, &c, err, errlen)))
+		return rc;
+	if ((rc = read_pem("tls_key", key, &k, err, errlen))) {
+		free(c);
+		return rc;
+	}
+	if (cert_pem)
+		*cert_pem = c;
+	else
+		free(c);
+	if (key_pem) {
+		*key_pem = k;
+	} else {
+		OPENSSL_cleanse(k, strlen(k));
+		free(k);
+	}
 	return 0;
 }
 
@@ -735,13 +775,8 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 	}
 	rc = vg_token_store_open_state(o->data_dir, o->state_url, o->state_token_key,
 				       &a->tokens, err, errlen);
-	if (!rc && (o->tls_cert && *o->tls_cert) != (o->tls_key && *o->tls_key)) {
-		snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
-		rc = -EINVAL;
-	}
-	if (!rc && o->tls_cert && *o->tls_cert &&
-	    !(rc = read_pem(o->tls_cert, &cert, err, errlen)))
-		rc = read_pem(o->tls_key, &key, err, errlen);
+	if (!rc)
+		rc = vg_api_tls_read(o->tls_cert, o->tls_key, &cert, &key, err, errlen);
 	if (!rc) {
 		ho.listen = o->listen;
 		ho.threads = o->threads ? o->threads : 1;

@@ -455,21 +455,17 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 			snprintf(l->legend, sizeof(l->legend), "%s", leg[i]);
 			l->legend_strict = 1;
 		} else {
-			char unit[64] = "";
-			const struct vg_metric_def *def =
-				vg_catalog_find(l->rtype, met[i]);
-			if (def)
-				vg_catalog_query_unit(def, unit, sizeof(unit));
+			char unit[64];
+			/* the catalogue's, or a published series' own */
+			vg_api_series_unit(api, l->rtype, res[i], met[i], 0, unit,
+					   sizeof(unit));
 			vg_api_graph_default_legend(res[i], met[i], unit, l->legend,
 						    sizeof(l->legend));
 			l->legend_strict = 0;
 		}
-		if (i == 0) {
-			const struct vg_metric_def *def =
-				vg_catalog_find(l->rtype, met[i]);
-			if (def)
-				vg_catalog_query_unit(def, g->vlabel, sizeof(g->vlabel));
-		}
+		if (i == 0)
+			vg_api_series_unit(api, l->rtype, res[i], met[i], 0, g->vlabel,
+					   sizeof(g->vlabel));
 	}
 	g->n = n;
 	rc = vg_api_graph_build(g, args, err, sizeof(err));

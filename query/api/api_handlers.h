@@ -80,6 +80,13 @@ const char *vg_api_data_dir(const struct vg_api *a);
  * vg_api_stop. 0 or -errno (message logged, rate-limited). Thread-safe:
  * each thread gets its own handle. */
 int vg_api_registry(struct vg_api *a, struct vg_registry **out);
+/* The unit a series reads in, into unit (len bytes, "" when unknown):
+ * the catalogue's query unit ("B/s"), else the unit it was published
+ * with, "/s" after it for a counter ("jobs" -> "jobs/s"). kind: the
+ * series' kind when read (enum vg_kind), 0 for the registry's. For the
+ * measures' "unit" and the graph's legend and axis alike. */
+void vg_api_series_unit(struct vg_api *a, int rtype, const char *res, const char *metric,
+			int kind, char *unit, size_t len);
 /* The state database as this node sees it: 0 when it answers (through the
  * calling worker's registry handle), -errno with a one-line reason in err
  * when it cannot be opened or does not answer. *shared is 1 when the state

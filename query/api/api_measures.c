@@ -134,18 +134,7 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 
 	def = vg_catalog_find(rtype, metric);
 	kind = series.kind ? series.kind : (def ? def->kind : VG_KIND_GAUGE);
-	unit[0] = '\0';
-	if (def) {
-		vg_catalog_query_unit(def, unit, sizeof(unit));
-	} else {
-		/* a published series' unit; a counter reads as a rate */
-		char raw[sizeof(unit) - 2];
-		struct vg_registry *reg;
-		if (vg_api_registry(api, &reg) == 0 &&
-		    vg_registry_metric_unit(reg, res, metric, raw, sizeof(raw)) == 0 && *raw)
-			snprintf(unit, sizeof(unit), kind == VG_KIND_COUNTER ? "%s/s" : "%s",
-				 raw);
-	}
+	vg_api_series_unit(api, rtype, res, metric, kind, unit, sizeof(unit));
 
 	vg_buf_append(&b, "{\"resource\":", 12);
 	vg_buf_json_string(&b, res);
@@ -184,4 +173,26 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (!body)
 		return vg_http_reply_error(resp, 503, "out of memory");
 	return vg_http_reply_raw(resp, 200, "application/json", body, len);
+}
+
+void vg_api_series_unit(struct vg_api *a, int rtype, const char *res, const char *metric,
+			int kind, char *unit, size_t len)
+{
+	const struct vg_metric_def *def = vg_catalog_find(rtype, metric);
+	struct vg_registry *reg;
+	char raw[62]; /* and "/s" in the answer's 64 */
+	int stored = 0;
+
+	unit[0] = '\0';
+	if (def) {
+		vg_catalog_query_unit(def, unit, len);
+		return;
+	}
+	/* a published series' unit; a counter reads as a rate */
+	if (vg_api_registry(a, &reg) ||
+	    vg_registry_metric_unit_kind(reg, res, metric, raw, sizeof(raw), &stored) || !*raw)
+		return;
+	if (!kind)
+		kind = stored;
+	snprintf(unit, len, kind == VG_KIND_COUNTER ? "%s/s" : "%s", raw);
 }

@@ -825,11 +825,11 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 		json_decref(doc);
 		return vg_http_reply_error(resp, 400, "bad project name");
 	}
-	if (project[0] == ' ' || project[strlen(project) - 1] == ' ') {
+	if (!vg_project_name_valid(project)) {
 		/* the token rule: " acme" reads as "acme" but is another project */
 		json_decref(doc);
 		return vg_http_reply_error(resp, 400, "bad project name: it begins or "
-						      "ends with a space");
+						      "ends with white space");
 	}
 	j.n = json_array_size(arr);
 	if (j.n > VG_PUB_MAX_POINTS) {

@@ -256,7 +256,6 @@ int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
 			     token, &info);
 	if (rc == -EINVAL) {
 		int bad_project = project && !vg_token_project_ok(project);
-		size_t plen = project ? strlen(project) : 0;
 		if (project && !strcmp(project, "*")) {
 			json_decref(body);
 			return vg_http_reply_error(resp, 400,
@@ -265,12 +264,13 @@ int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
 						   "project (an admin token sees "
 						   "them all)");
 		}
-		if (bad_project && plen && (project[0] == ' ' || project[plen - 1] == ' ')) {
+		if (bad_project && vg_name_blank_end(project)) {
 			json_decref(body);
 			return vg_http_reply_error(resp, 400,
-						   "bad project: it begins or ends with a "
-						   "space (\" acme\" would read as \"acme\" "
-						   "but be another project)");
+						   "bad project: it begins or ends with "
+						   "white space (\" acme\" or \"acme\" + "
+						   "U+00A0 would read as \"acme\" but be "
+						   "another project)");
 		}
 		json_decref(body);
 		return vg_http_reply_error(resp, 400,

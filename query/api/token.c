@@ -643,8 +643,8 @@ int vg_token_project_ok(const char *project)
 {
 	size_t n = project ? strlen(project) : 0;
 
-	return n && n <= VG_TOKEN_PROJECT_MAX && vg_name_valid(project) &&
-	       strcmp(project, "*") && project[0] != ' ' && project[n - 1] != ' ';
+	return n && n <= VG_TOKEN_PROJECT_MAX && vg_project_name_valid(project) &&
+	       strcmp(project, "*");
 }
 
 static int name_ok(const char *name)
@@ -973,12 +973,11 @@ int vg_token_command_state(const char *data_dir, const char *state_url,
 	}
 	if (!strcmp(sub, "create")) {
 		rc = vg_token_create(ts, project, name, vg_now_ms(), token, &j);
-		size_t pl = project ? strlen(project) : 0;
-		if (rc == -EINVAL && name_ok(name) && pl &&
-		    (project[0] == ' ' || project[pl - 1] == ' '))
+		if (rc == -EINVAL && name_ok(name) && project && vg_name_blank_end(project))
 			fprintf(err, "vigie-collector token create: bad project name: it "
-				     "begins or ends with a space (\" acme\" would read "
-				     "as \"acme\" but be another project)\n");
+				     "begins or ends with white space (\" acme\" or "
+				     "\"acme\" + U+00A0 would read as \"acme\" but be "
+				     "another project)\n");
 		else if (rc == -EINVAL)
 			fprintf(err, "vigie-collector token create: bad %s\n",
 				name_ok(name) ? "project name" : "token name");

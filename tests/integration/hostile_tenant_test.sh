@@ -123,13 +123,30 @@ eq "a silence with a duration only is made" "$(post "$SHOP" /v1/silences "{$SIL,
 # ---- tokens: '*' is a bad project ----
 eq "POST /v1/tokens for project '*' is a 400" "$(post "$ADMIN" /v1/tokens '{"project":"*"}')" 400
 check "... that says the project is bad" grep -q 'bad project' "$TMP/body"
-# " acme" lists and logs as "acme" but would be another tenant
+# " acme" lists and logs as "acme" but would be another tenant; so
+# would "acme" + U+00A0 or U+3000 + "acme" (any Unicode white space at
+# either end), which were taken
 eq "POST /v1/tokens for project ' acme' is a 400" "$(post "$ADMIN" /v1/tokens '{"project":" acme"}')" 400
-check "... that names the space" grep -q 'begins or ends with a space' "$TMP/body"
+check "... that names the white space" grep -q 'begins or ends with white space' "$TMP/body"
 eq "... and 'acme ' too" "$(post "$ADMIN" /v1/tokens '{"project":"acme "}')" 400
-eq "POST /v1/measures for project ' acme' is a 400" \
-  "$(post "$ADMIN" /v1/measures '{"project":" acme","measures":[{"resource":"r1","metric":"m","value":1}]}')" 400
-check "... that names the space" grep -q 'begins or ends with a space' "$TMP/body"
+eq "... and 'acme' + U+00A0" "$(post "$ADMIN" /v1/tokens '{"project":"acme\u00a0"}')" 400
+check "... that names the white space" grep -q 'begins or ends with white space' "$TMP/body"
+eq "... and U+3000 + 'acme'" "$(post "$ADMIN" /v1/tokens '{"project":"\u3000acme"}')" 400
+eq "... and 'acme' + U+200B (an invisible format character)" \
+  "$(post "$ADMIN" /v1/tokens '{"project":"acme\u200b"}')" 400
+eq "... but 'ac\u00a0me' (inside) is a project like any" \
+  "$(post "$ADMIN" /v1/tokens '{"project":"ac\u00a0me"}')" 201
+for p in ' acme' '\u3000acme' 'acme\u2003'; do
+  eq "POST /v1/measures for project '$p' is a 400" \
+    "$(post "$ADMIN" /v1/measures "{\"project\":\"$p\",\"measures\":[{\"resource\":\"r1\",\"metric\":\"m\",\"value\":1}]}")" 400
+  check "... that names the white space" grep -q 'begins or ends with white space' "$TMP/body"
+done
+eq "an administrator's alarm for project 'acme' + U+00A0 is a 400" \
+  "$(post "$ADMIN" /v1/alarms "{\"name\":\"nbsp\",\"project\":\"acme\\u00a0\",$ALARM}")" 400
+check "... naming the project" grep -q '"field": *"project"' "$TMP/body"
+eq "an administrator's silence for project 'acme' + U+00A0 is a 400" \
+  "$(post "$ADMIN" /v1/silences '{"matchers":{"project":"acme\u00a0"},"duration":"1h","created_by":"ops","comment":"x"}')" 400
+check "... naming the project" grep -q 'matchers.project' "$TMP/body"
 
 # a misspelt top-level field was dropped without a word (a point's
 # unknown field was already a 400)

@@ -175,13 +175,13 @@ else
   printf '[collector]\ntls_cert = %s\n' "$TMP/cert.pem" >"$TMP/half.conf"
   "$BIN/vigie-collector" --allow-unsigned --config "$TMP/half.conf" --listen tcp://127.0.0.1:$TPORT \
     --http 127.0.0.1:$THPORT --data-dir "$DATA" >"$TMP/half.log" 2>&1; rc=$?
-  eq "a certificate without a key stops start-up (exit 1)" $rc 1
+  eq "a certificate without a key stops start-up (exit 2)" $rc 2
   check "... saying so" grep -q "TLS needs both tls_cert and tls_key" "$TMP/half.log"
   printf '[collector]\ntls_cert = %s\ntls_key = %s\n' "$TMP/cert.pem" "$TMP/nope.pem" >"$TMP/bad.conf"
   "$BIN/vigie-collector" --allow-unsigned --config "$TMP/bad.conf" --listen tcp://127.0.0.1:$TPORT \
     --http 127.0.0.1:$THPORT --data-dir "$DATA" >"$TMP/bad.log" 2>&1; rc=$?
-  eq "an unreadable key stops start-up (exit 1)" $rc 1
-  check "... naming the file" grep -q "TLS: $TMP/nope.pem: No such file" "$TMP/bad.log"
+  eq "an unreadable key stops start-up (exit 2)" $rc 2
+  check "... naming the file" grep -q "\[collector\] tls_key: $TMP/nope.pem: No such file" "$TMP/bad.log"
 fi
 
 done_testing

@@ -511,6 +511,30 @@ static void test_project_alarm_refused_admin_alarm_delivered(void **state)
 	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(e), &next), 1);
 	assert_int_equal(receiver_requests(&rx), 3);
 	assert_string_equal(last_status(e, "ten2", err, sizeof(err)), "refused");
+
+	/* a project token's PATCH of an administrator's alarm in its
+	 * project changes the given fields and fences it, as a PUT does
+	 * (docs/alarms.md): it was a 400 "only an administrator may turn
+	 * the webhook fence off" for a body that never named the fence */
+	{
+		json_t *patch = json_loads("{\"threshold\":5}", 0, NULL), *out = NULL,
+		       *errs = NULL;
+		assert_int_equal(vg_alarm_engine_update(e, "op2", patch, 1, "p1", &out, &errs), 0);
+		assert_null(errs);
+		assert_true(json_is_true(json_object_get(out, "webhook_fence")));
+		assert_true(json_number_value(json_object_get(out, "threshold")) == 5);
+		json_decref(out);
+		json_decref(patch);
+		/* naming it false is still the administrator's only */
+		patch = json_loads("{\"webhook_fence\":false}", 0, NULL);
+		out = NULL;
+		assert_int_equal(vg_alarm_engine_update(e, "op2", patch, 1, "p1", &out, &errs),
+				 -EINVAL);
+		assert_non_null(errs);
+		json_decref(errs);
+		json_decref(out);
+		json_decref(patch);
+	}
 	vg_alarm_engine_close(e);
 	receiver_stop(&rx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -198,6 +198,15 @@ static void test_matchers_scope_limits_persistence(void **state)
 			{"\"duration\":\"1e2h\"", "duration"},
 			{"\"duration\":\" 1h\"", "duration"},
 			{"\"duration\":\"infh\"", "duration"},
+			/* a plain decimal and a unit: no unit was seconds */
+			{"\"duration\":\"90\"", "duration"},
+			{"\"duration\":\"90min\"", "duration"},
+			{"\"duration\":\"s\"", "duration"},
+			/* ended before it silenced anything: was active,
+			 * its ends_at reading as its starts_at */
+			{"\"duration\":\"0.001s\"", "duration"},
+			{"\"duration\":\"0.999s\"", "duration"},
+			{"\"ends_at\":\"+0.5s\"", "ends_at"},
 			{"\"starts_at\":\"-99999999d\",\"duration\":\"1h\"", "starts_at"},
 			{"\"starts_at\":\"9999-12-31T23:00:00Z\",\"duration\":\"2h\"",
 			 "ends_at"},

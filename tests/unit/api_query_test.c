@@ -1611,6 +1611,59 @@ static void test_long_project(void **state)
 	}
 }
 
+/* A published series' default graph legend is "RESOURCE METRIC (unit)"
+ * with the unit it was published with (docs/api.md), as the measures'
+ * "unit" says: only catalogue units were shown, so "pubq queue.depth"
+ * went without "(jobs)". The legend is drawn in the PNG: the default one
+ * draws the same bytes as that legend given, not as the one without it. */
+static void test_graph_published_unit(void **state)
+{
+	struct vg_registry *reg;
+	struct fx_answer d, w, wo;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
+	for (int k = 0; k < NPOLLS; k++) {
+		int64_t t = (T0 + 60 * k) * 1000;
+		struct vg_batch *b = vg_batch_new("api", 0, 0, t);
+		struct vg_resource *res =
+			vg_batch_resource(b, VG_RT_CUSTOM, "pubq", "pubq", NULL, t);
+		res->state = VG_RSTATE_ACTIVE;
+		vg_batch_identity(b, "p2", NULL, NULL);
+		vg_batch_sample(b, "queue.depth", VG_KIND_GAUGE, 10 + k);
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+		vg_batch_free(b);
+	}
+	assert_int_equal(vg_registry_set_unit(reg, "pubq", "queue.depth", "jobs"), 0);
+	vg_registry_close(reg);
+
+	assert_int_equal(GET("/v1/measures?resource=pubq&metric=queue.depth" RANGE, tok_admin,
+			     &d),
+			 200);
+	assert_string_equal(json_string_value(json_object_get(d.json, "unit")), "jobs");
+	fx_answer_free(&d);
+	assert_int_equal(GET("/v1/graph?resource=pubq&metric=queue.depth" RANGE, tok_admin, &d),
+			 200);
+	assert_int_equal(GET("/v1/graph?resource=pubq&metric=queue.depth"
+			     "&legend=pubq%20queue.depth%20(jobs)" RANGE,
+			     tok_admin, &w),
+			 200);
+	assert_int_equal(GET("/v1/graph?resource=pubq&metric=queue.depth"
+			     "&legend=pubq%20queue.depth" RANGE,
+			     tok_admin, &wo),
+			 200);
+	assert_true(is_png(&d) && is_png(&w) && is_png(&wo));
+	/* the legend shows in the image at all */
+	assert_false(w.len == wo.len && !memcmp(w.body, wo.body, w.len));
+	assert_int_equal(d.len, w.len);
+	assert_memory_equal(d.body, w.body, d.len);
+	fx_answer_free(&d);
+	fx_answer_free(&w);
+	fx_answer_free(&wo);
+}
+
 /* A project may publish a catalogue name such as cpu.util on its custom
  * resources (POST /v1/measures allows it; docs/api.md). Without a type,
  * /v1/top and a /v1/query selector must rank and combine the agent's
@@ -1744,6 +1797,7 @@ int main(void)
 		cmocka_unit_test(test_long_project),
 		cmocka_unit_test(test_metrics_names_collide),
 		cmocka_unit_test(test_custom_catalogue_names),
+		cmocka_unit_test(test_graph_published_unit), /* adds to p2 too */
 	};
 	int rc = cmocka_run_group_tests_name("api_query_pure", pure, NULL, NULL);
 

@@ -234,10 +234,37 @@ static void test_utf8_prefix(void **state)
 	assert_int_equal(vg_utf8_prefix("\xff\xfe", 1), 1);
 }
 
+/* A project name with white space at either end lists and logs as
+ * another tenant's: ASCII space, U+00A0, U+2003, U+3000, U+202F and the
+ * blank U+3164 at the start or the end are refused, inside they are
+ * not; a hidden U+200B is refused anywhere by the name rule itself. */
+static void test_project_name_blank_ends(void **state)
+{
+	/* octal escapes: a hex one would take the "ac" of "acme" too */
+	static const char *const bad[] = {
+		" acme", "acme ", "acme\302\240", "\302\240acme", "\343\200\200acme",
+		"acme\342\200\203", "acme\342\200\257", "\343\205\244acme", "\302\240",
+		"acme\342\200\213", "\342\200\213acme"};
+	static const char *const good[] = {"acme", "ac me", "ac\xc2\xa0me", "caf\xc3\xa9",
+					   "a", "\xe6\x9d\xb1\xe4\xba\xac"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (vg_project_name_valid(bad[i]))
+			fail_msg("project name %zu accepted", i);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (!vg_project_name_valid(good[i]))
+			fail_msg("project name %zu refused", i);
+	assert_true(vg_name_blank_end("acme\xc2\xa0"));
+	assert_false(vg_name_blank_end("acme"));
+	assert_false(vg_name_blank_end(""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_names_unchanged),
+		cmocka_unit_test(test_project_name_blank_ends),
 		cmocka_unit_test(test_hostile_names),
 		cmocka_unit_test(test_no_collisions),
 		cmocka_unit_test(test_limits),

@@ -506,7 +506,16 @@ static void test_command(void **state)
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
 			     "--project", " acme", NULL),
 			 1);
-	assert_non_null(strstr(err, "begins or ends with a space"));
+	assert_non_null(strstr(err, "begins or ends with white space"));
+	/* Unicode white space reads the same: U+00A0, U+3000 */
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
+			     "--project", "acme\xc2\xa0", NULL),
+			 1);
+	assert_non_null(strstr(err, "begins or ends with white space"));
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
+			     "--project", "\343\200\200acme", NULL),
+			 1);
+	assert_non_null(strstr(err, "begins or ends with white space"));
 }
 
 int main(void)
