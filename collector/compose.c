@@ -190,6 +190,39 @@ static void checked_free(struct checked *ck)
 	memset(ck, 0, sizeof(*ck));
 }
 
+static int is_postgres(const char *url);
+
+/* [storage] sync_interval with several collectors sharing rrdcached
+ * daemons (a PostgreSQL [state] url, write-through): refused. A host
+ * that moves to another collector leaves up to the interval of this
+ * collector's acknowledged values taken by a daemon but not FLUSHed,
+ * whose only other copy is this collector's journal; a daemon that
+ * loses them (a kill -9 before its -j journal had them, its replay
+ * race, a restart without -j) loses them for good once the host's next
+ * collector wrote newer values (an RRD refuses the re-send as older),
+ * or at once when this collector never comes back (docs/scaling.md
+ * "sync_interval in a cluster"). With 0 that window is one batch's
+ * sync. 0, or -EINVAL with the line in err. */
+static int check_sync_interval(const struct vg_config *cfg, char *err, size_t errlen)
+{
+	int wt = !cfg->storage_write_through[0] ||
+		 !strcmp(cfg->storage_write_through, "auto") ||
+		 !strcmp(cfg->storage_write_through, "yes");
+
+	if (cfg->storage_sync_interval_s <= 0 || cfg->storage_sync_interval_single_writer ||
+	    strcmp(cfg->storage_backend, "rrdcached") || !wt || !cfg->state_url[0] ||
+	    !is_postgres(cfg->state_url))
+		return 0;
+	snprintf(err, errlen,
+		 "[storage] sync_interval = %gs with a PostgreSQL [state] url and "
+		 "backend = rrdcached: several collectors writing one host's series "
+		 "can lose acknowledged values (docs/scaling.md \"sync_interval in a "
+		 "cluster\"); set sync_interval = 0, or sync_interval_single_writer = "
+		 "yes if no other collector writes these series",
+		 cfg->storage_sync_interval_s);
+	return -EINVAL;
+}
+
 static int check_start(const struct vg_config *cfg, struct checked *ck, char *err,
 		       size_t errlen)
 {
@@ -217,6 +250,8 @@ static int check_start(const struct vg_config *cfg, struct checked *ck, char *er
 		snprintf(err, errlen, "[storage] backend = rrdcached needs [storage] daemons");
 		return -EINVAL;
 	}
+	if ((rc = check_sync_interval(cfg, err, errlen)))
+		return rc;
 	if ((rc = vg_alarm_webhook_allow_check(cfg->alarms_webhook_allow, why, sizeof(why)))) {
 		snprintf(err, errlen, "[alarms] webhook_allow: %s", why);
 		return rc;

@@ -141,6 +141,7 @@ static const struct key keys[] = {
 	S("storage", "verify_writes", storage_verify_writes),
 	{"storage", "check_max", K_SECONDS, offsetof(struct vg_config, storage_check_max_s), 0, 0.001, 3600},
 	{"storage", "sync_interval", K_DURATION, offsetof(struct vg_config, storage_sync_interval_s), 0, 0, 86400},
+	{"storage", "sync_interval_single_writer", K_BOOL, offsetof(struct vg_config, storage_sync_interval_single_writer), 0, 0, 1},
 	S("storage", "daemons", storage_daemons),
 	S("storage", "daemon_base", storage_daemon_base),
 	S("billing", "ratecard", billing_ratecard),

@@ -165,6 +165,12 @@ struct vg_config {
 	/* sync_interval = 0: with write-through, how often the store syncs
 	 * the backend and retires the journal (0: after every batch) */
 	double storage_sync_interval_s;
+	/* sync_interval_single_writer = no: with a PostgreSQL [state] url
+	 * and backend = rrdcached, a sync_interval above 0 is refused at
+	 * start (and by `config check`) unless this says that only this
+	 * collector writes its series (docs/scaling.md "sync_interval in a
+	 * cluster") */
+	int storage_sync_interval_single_writer;
 	/* [cluster] proof_timeout_ms = (0: half of [agent] ack_timeout_ms):
 	 * the bound of a host's proof (wait_verified) as a whole, then
 	 * RETRY */

@@ -54,7 +54,9 @@
 # the first host to return to its restarted collector (a host changing
 # collector while a daemon is down); FLUSH_DEPTH sets the collectors'
 # [storage] flush_depth, SYNC_INTERVAL their [storage] sync_interval
-# (e.g. 300s; default 0, a sync per batch), WAIT_VERIFIED their [cluster]
+# (e.g. 300s; default 0, a sync per batch; set with
+# sync_interval_single_writer = yes, which a cluster refuses to start
+# without: an experiment), WAIT_VERIFIED their [cluster]
 # wait_verified (unset: the default, yes with rrdcached: a host new to a
 # collector waits for its previous collector's verified row unless it
 # proves it, docs/scaling.md "Closing the second"; no: nobody waits).
@@ -164,6 +166,7 @@ archives = 1m:6h
 heartbeat = 90
 ${FLUSH_DEPTH:+flush_depth = $FLUSH_DEPTH}
 ${SYNC_INTERVAL:+sync_interval = $SYNC_INTERVAL}
+${SYNC_INTERVAL:+sync_interval_single_writer = yes}
 [billing]
 ratecard = $CARD
 [cluster]

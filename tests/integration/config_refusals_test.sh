@@ -85,4 +85,33 @@ refused "a per-project cap beyond 64" "c$((n + 1)).conf:5: [collector] http_max_
 refused "a per-project cap over http_threads" \
   "[collector] http_max_concurrent_per_project: 5 is more than [collector] http_threads (4)" \
   <<<$'http_max_concurrent_per_project = 5\nhttp_threads = 4'
+# [storage] sync_interval in a cluster (a PostgreSQL state, rrdcached,
+# write-through): a host's next collector writes newer values while this
+# one's acknowledged ones wait unFLUSHed on the daemon, only in this
+# one's journal besides; a daemon losing them loses them for good
+# (docs/scaling.md "sync_interval in a cluster"). It started. Refused at
+# the start and by `config check`, before any connection (the state's
+# address here answers nothing).
+SI=$'[state]\nurl = postgresql://127.0.0.1:1/vigie\n[storage]\nbackend = rrdcached\ndaemons = 127.0.0.1:1\nsync_interval = 300s'
+refused "sync_interval with a shared state on rrdcached" \
+  "[storage] sync_interval = 300s with a PostgreSQL [state] url and backend = rrdcached" <<<"$SI"
+refused "... also by config check" "sync_interval = 0, or sync_interval_single_writer = yes" \
+  <<<"$SI" config check
+refused "... with write_through = yes" "docs/scaling.md \"sync_interval in a cluster\"" \
+  <<<"$SI"$'\nwrite_through = yes'
+# accepted: the interval 0, the operator's word that one collector writes
+# the series, no shared state (one collector), no write-through
+accepted() {
+  local desc=$1 out rc
+  n=$((n + 1))
+  { printf '[collector]\ndata_dir = %s\nlisten = tcp://127.0.0.1:%s\nhttp = 127.0.0.1:0\n' \
+      "$TMP/data$n" "$PORT"; cat; } >"$TMP/c$n.conf"
+  out=$(timeout 20 "$BIN/vigie-collector" --allow-unsigned --config "$TMP/c$n.conf" config check 2>&1)
+  rc=$?
+  eq "$desc: configuration OK" "$rc $out" "0 configuration OK"
+}
+accepted "sync_interval 0 with a shared state" <<<"${SI%300s}0"
+accepted "sync_interval_single_writer = yes" <<<"$SI"$'\nsync_interval_single_writer = yes'
+accepted "sync_interval without a shared state" <<<"${SI#*vigie$'\n'}"
+accepted "sync_interval without write-through" <<<"$SI"$'\nwrite_through = no'
 done_testing

@@ -33,7 +33,9 @@ sql() { psql "$STATE" -X -q -A -t -c "$1" 2>/dev/null; }
 # writing through to the daemon (archives 1m:6h), SECTIONS (more
 # configuration, e.g. "[cluster]"$'\n'"lease = 120") before their [log]
 # level = debug; $SYNC_INTERVAL, when set, their [storage] sync_interval
-# (unless SECTIONS sets one); sets CP[i] (agents' port), CH[i] (API port), CPID[i],
+# (unless SECTIONS sets one; with sync_interval_single_writer = yes, which
+# a cluster refuses to start without: an experiment, docs/scaling.md
+# "sync_interval in a cluster"); sets CP[i] (agents' port), CH[i] (API port), CPID[i],
 # ADMIN_TOKEN; one check per collector answering /v1/health
 start_shared_collectors() {
   local extra=${1:-} i
@@ -42,7 +44,7 @@ start_shared_collectors() {
   for i in 0 1; do
     { printf '[storage]\nbackend = rrdcached\ndaemons = 127.0.0.1:%s\narchives = 1m:6h\nheartbeat = 90\n' "$RD_PORT"
       [[ -n ${SYNC_INTERVAL:-} && $extra != *sync_interval* ]] &&
-        printf 'sync_interval = %s\n' "$SYNC_INTERVAL"
+        printf 'sync_interval = %s\nsync_interval_single_writer = yes\n' "$SYNC_INTERVAL"
       [[ -n $extra ]] && printf '%s\n' "$extra"
       printf '[log]\nlevel = debug\n'; } |
       state_conf "$TMP/c$i.conf" "${CP[$i]}" "${CH[$i]}" "$TMP/c$i" "$TMP/tokens.key"
