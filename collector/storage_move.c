@@ -75,6 +75,7 @@
 #include <unistd.h>
 
 #include "vigie/batch.h"
+#include "vigie/db.h"
 #include "vigie/fsutil.h"
 #include "vigie/hmap.h"
 #include "vigie/name.h"
@@ -414,11 +415,111 @@ static enum outcome move_one(const struct move_opts *o, struct vg_rrdcd *src,
 }
 
 /* Record the moved names on TO (durable), then delete their sources. */
+/* With a PostgreSQL state, what else may write the daemons while series
+ * move: a collector seen within [cluster] lease (running, or killed less
+ * than a lease ago: a clean stop marks its row gone), and a holding mark
+ * (a collector holds acknowledged values a daemon has not taken, in its
+ * journal; its start replays them to the daemon it knows then). The
+ * journal lock keeps only this data directory's collector out: another
+ * collector started during a move writes a series the move has copied
+ * and not yet recorded to the source, whose FORGET and unlink then
+ * drop those values. 0: none (or no shared state); 1: printed what, on
+ * errf; -errno (printed): the state cannot be read. */
+struct mark_count {
+	uint64_t n;
+	char first[200];
+};
+
+static int count_mark(void *ctx, const char *host, const char *node, int64_t until_ms)
+{
+	struct mark_count *m = ctx;
+
+	(void)until_ms;
+	if (!m->n++)
+		snprintf(m->first, sizeof(m->first), "%.80s holds %.80s", node, host);
+	return 0;
+}
+
+static int cluster_busy(const struct vg_config *cfg, struct vg_registry *reg, FILE *errf)
+{
+	struct mark_count m = {0, ""};
+	struct vg_db *db = NULL;
+	struct vg_db_stmt *st;
+	char err[512], nodes[400] = "";
+	uint64_t live = 0;
+	int rc;
+
+	if (!vg_placement_wanted(cfg->state_url))
+		return 0;
+	if ((rc = vg_db_open(cfg->state_url, NULL, &db, err, sizeof(err)))) {
+		fprintf(errf, PROG ": %s\n", err);
+		return rc;
+	}
+	/* no table: no collector ever joined this state */
+	if (!(rc = vg_db_prepare(db, "SELECT to_regclass('vigie_cluster.nodes') IS NOT NULL",
+				 &st))) {
+		if ((rc = vg_db_step(st)) == 1)
+			rc = vg_db_column_int64(st, 0) ? 1 : 0;
+		vg_db_reset(st);
+	}
+	if (rc == 1 &&
+	    !(rc = vg_db_prepare(db, "SELECT node FROM vigie_cluster.nodes WHERE last_seen > "
+				     "now() - CAST(?1 AS BIGINT) * interval '1 millisecond' "
+				     "ORDER BY node",
+				 &st))) {
+		vg_db_bind_int64(st, 1, (int64_t)(cfg->cluster_lease_s * 1000));
+		while ((rc = vg_db_step(st)) == 1)
+			if (live++ < 3)
+				snprintf(nodes + strlen(nodes), sizeof(nodes) - strlen(nodes),
+					 "%s%.120s", live > 1 ? ", " : "",
+					 vg_db_column_text(st, 0) ?: "");
+		vg_db_reset(st);
+	}
+	if (rc < 0)
+		fprintf(errf, PROG ": reading the collectors of the shared state: %s\n",
+			vg_db_errmsg(db));
+	vg_db_close(db);
+	if (rc < 0)
+		return rc;
+	if ((rc = vg_registry_marks(reg, count_mark, &m))) {
+		fprintf(errf, PROG ": reading the holding marks: %s\n", strerror(-rc));
+		return rc;
+	}
+	if (live)
+		fprintf(errf,
+			PROG ": %llu collector(s) of the shared state are running or were "
+			     "killed less than [cluster] lease ago (%s%s): stop every "
+			     "collector sharing the daemons first; a series one of them "
+			     "writes while it moves loses those values\n",
+			(unsigned long long)live, nodes, live > 3 ? ", ..." : "");
+	if (m.n)
+		fprintf(errf,
+			PROG ": %llu holding mark(s) (%s): a collector holds acknowledged "
+			     "values a daemon has not taken; start it so its journal is "
+			     "written (or `storage marks release NODE` if it never "
+			     "returns), then move\n",
+			(unsigned long long)m.n, m.first);
+	return live || m.n ? 1 : 0;
+}
+
 static int commit(const struct move_opts *o, const char *owners_path,
 		  struct vg_placement *shared, struct vg_rrdcd *src, char **names, size_t n,
-		  uint64_t *deleted, FILE *errf)
+		  uint64_t *deleted, FILE *errf, const struct vg_config *cfg,
+		  struct vg_registry *reg)
 {
 	int fd, rc = 0;
+
+	/* a collector that started since the last look (cluster_busy) may
+	 * have written these series to the source after their copy: record
+	 * nothing, delete nothing */
+	if (cfg && (rc = cluster_busy(cfg, reg, errf))) {
+		fprintf(errf, PROG ": %zu series copied and not recorded: their copies are "
+				   "removed, the sources kept\n",
+			n);
+		for (size_t i = 0; i < n; i++)
+			remove_copy(o->to_dir, names[i]);
+		return rc < 0 ? rc : -EBUSY;
+	}
 
 	/* The shared record first: every collector reads it (the owners
 	 * file is this collector's cache of it). */
@@ -620,6 +721,8 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 			goto out;
 		}
 	}
+	if (!o.dry_run && cluster_busy(cfg, reg, errf))
+		goto out;
 	snprintf(owners_path, sizeof(owners_path), "%s/journal/owners", cfg->collector_data_dir);
 	if ((rc = owners_load(&own, owners_path))) {
 		fprintf(errf, PROG ": %s: %s\n", owners_path, strerror(-rc));
@@ -716,7 +819,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 			if (!vg_rrdcd_connected(dst))
 				(void)vg_rrdcd_reconnect(dst);
 			if (nbatch == RECORD_EVERY) {
-				if (commit(&o, owners_path, shared, src, batch, nbatch, &deleted, errf)) {
+				if (commit(&o, owners_path, shared, src, batch, nbatch, &deleted, errf, cfg, reg)) {
 					failed += nbatch;
 					moved -= nbatch;
 				}
@@ -728,7 +831,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 		vg_series_list_clear(&l);
 		snprintf(after, sizeof(after), "%s", next);
 	} while (next[0]);
-	if (nbatch && commit(&o, owners_path, shared, src, batch, nbatch, &deleted, errf)) {
+	if (nbatch && commit(&o, owners_path, shared, src, batch, nbatch, &deleted, errf, cfg, reg)) {
 		failed += nbatch;
 		moved -= nbatch;
 	}
