@@ -10,7 +10,9 @@
  * took them all and kills itself (SIGKILL). The parent then times
  * vg_store_open on the same data dir: the journal's replay, as the
  * collector's start runs it. Prints one line: seconds, values replayed
- * (sent again), and the load. Usage: store_replay_open [NS [NM]]
+ * (sent again), the journal's size and the peak resident memory of the
+ * process that replayed it (VmHWM: only the parent opens a store), and
+ * the load. Usage: store_replay_open [NS [NM]]
  * (defaults 10000 and 20). For an A/B pair, build this file against the
  * libraries of the other commit too (docs/benchmarks.md says how).
  */
@@ -68,6 +70,37 @@ static void writer(const struct vg_config *cfg, const char *data, int ns, int nm
 	_exit(6);
 }
 
+/* The kB of /proc/self/status's line NAME ("VmHWM:"), or -1. */
+static long status_kb(const char *name)
+{
+	char line[256];
+	long kb = -1;
+	FILE *fp = fopen("/proc/self/status", "r");
+
+	while (fp && fgets(line, sizeof(line), fp))
+		if (!strncmp(line, name, strlen(name)))
+			kb = atol(line + strlen(name));
+	if (fp)
+		fclose(fp);
+	return kb;
+}
+
+/* The bytes of the journal segments in DATA/journal. */
+static long long journal_bytes(const char *data)
+{
+	char cmd[256];
+	long long b = 0;
+	FILE *fp;
+
+	snprintf(cmd, sizeof(cmd), "du -sb --apparent-size '%s/journal' 2>/dev/null", data);
+	if ((fp = popen(cmd, "r"))) {
+		if (fscanf(fp, "%lld", &b) != 1)
+			b = 0;
+		pclose(fp);
+	}
+	return b;
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const extra[] = {"-O", "-R", NULL};
@@ -100,6 +133,8 @@ int main(int argc, char **argv)
 		hrd_cleanup(&d);
 		return 1;
 	}
+	long long jb = journal_bytes(data);
+	long hwm0 = status_kb("VmHWM:");
 	t = bench_now_s();
 	if (vg_store_open(data, &cfg, &s, err, sizeof(err))) {
 		fprintf(stderr, "store: %s\n", err);
@@ -107,6 +142,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	t = bench_now_s() - t;
+	long hwm = status_kb("VmHWM:");
 	vg_store_get_stats(s, &st);
 	vg_store_close(s);
 	if ((fp = fopen("/proc/loadavg", "r"))) {
@@ -114,8 +150,9 @@ int main(int argc, char **argv)
 			load = 0;
 		fclose(fp);
 	}
-	printf("series %d minutes %d: open (replay) %.3f s, values replayed %llu, load %.2f\n", ns,
-	       nm, t, (unsigned long long)st.values_replayed, load);
+	printf("series %d minutes %d: open (replay) %.3f s, values replayed %llu, journal %lld "
+	       "bytes, peak RSS %ld kB (%ld before the open), load %.2f\n",
+	       ns, nm, t, (unsigned long long)st.values_replayed, jb, hwm, hwm0, load);
 	hrd_cleanup(&d);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) ? 1 : 0;
