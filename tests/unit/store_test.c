@@ -957,21 +957,79 @@ static void forget_both(struct fixture *f)
 	vg_rrdcd_close(c);
 }
 
+/* The type directory of the file at path (<rrd>/host/node1/load1.rrd:
+ * <rrd>/host) renamed away: dir (PATH_MAX) the type directory, away
+ * (PATH_MAX + 8) where it went. */
+static void dir_away(const char *path, char *dir, char *away)
+{
+	snprintf(dir, PATH_MAX, "%s", path);
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, PATH_MAX + 8, "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+}
+
 /* The type directory (rrd/host) of node1's and node2's load1 renamed
  * away, their files FORGOTten on the daemon first: path (PATH_MAX) the
- * file of node1's, dir (PATH_MAX) the type directory, away (PATH_MAX + 8)
- * where it went. */
+ * file of node1's, dir and away as dir_away's. */
 static void type_dir_away(struct fixture *f, char *path, char *dir, char *away)
 {
 	char opt[PATH_MAX];
 
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, PATH_MAX, opt, sizeof(opt));
 	forget_both(f);
-	snprintf(dir, PATH_MAX, "%s", path);
-	*strrchr(dir, '/') = '\0';
-	*strrchr(dir, '/') = '\0';
-	snprintf(away, PATH_MAX + 8, "%s.away", dir);
-	assert_int_equal(rename(dir, away), 0);
+	dir_away(path, dir, away);
+}
+
+/* The store closed (held: as by a kill -9, its journal left to replay;
+ * else cleanly) and opened again with the fixture's configuration. */
+static void reopen(struct fixture *f, int held)
+{
+	char err[256];
+
+	if (held)
+		vg_store_close_held(f->s);
+	else
+		vg_store_close(f->s);
+	f->s = NULL;
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+}
+
+/* Minutes 3 and 4 of node1 and node2 written while their type directory
+ * is away, each flushed (a flush may fail: values wait). */
+static void write_while_away(struct fixture *f)
+{
+	for (int m = 3; m < 5; m++) {
+		write_nodes(f, m, m + 1);
+		int rc = vg_store_flush(f->s);
+		printf("# flush with the directory away: %d\n", rc);
+	}
+}
+
+/* The store's stats in st, printed after what. */
+static void stats_print(struct fixture *f, struct vg_store_stats *st, const char *what)
+{
+	vg_store_get_stats(f->s, st);
+	printf("# %s: created %llu, recreated %llu, dir missing %llu, pending %llu, write errors "
+	       "%llu: %s\n",
+	       what, (unsigned long long)st->files_created, (unsigned long long)st->series_recreated,
+	       (unsigned long long)st->series_dir_missing, (unsigned long long)st->values_pending,
+	       (unsigned long long)st->write_errors, vg_store_last_error(f->s));
+}
+
+/* Nothing fresh at the old path (path, dir as type_dir_away's), nothing
+ * lost: node1's and node2's minutes 3 and 4 wait for their directory. */
+static void expect_waiting(const struct vg_store_stats *st, const char *path, const char *dir)
+{
+	struct stat sb;
+
+	assert_int_equal(stat(path, &sb), -1);
+	assert_int_equal(stat(dir, &sb), -1);
+	assert_int_equal(st->write_errors, 0);
+	assert_int_equal(st->values_pending, 4);
+	assert_int_equal(st->series_dir_missing, 2);
+	assert_int_equal(st->series_dir_waiting, 2);
 }
 
 /* The values that waited for a series' directory (renamed away, a volume
@@ -1025,31 +1083,17 @@ static void test_dir_renamed(void **state)
 	struct fixture *f = *state;
 	struct vg_store_stats st;
 	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8];
-	struct stat sb;
-	int rc;
 
 	write_nodes(f, 0, 3);
 	assert_int_equal(vg_store_flush(f->s), 0);
 
 	type_dir_away(f, path, dir, away);
 
-	for (int m = 3; m < 5; m++) {
-		write_nodes(f, m, m + 1);
-		rc = vg_store_flush(f->s);
-		printf("# flush with the directory away: %d\n", rc);
-	}
-	vg_store_get_stats(f->s, &st);
-	printf("# recreated %llu, dir missing %llu, pending %llu, write errors %llu\n",
-	       (unsigned long long)st.series_recreated, (unsigned long long)st.series_dir_missing,
-	       (unsigned long long)st.values_pending, (unsigned long long)st.write_errors);
+	write_while_away(f);
+	stats_print(f, &st, "directory away");
 	/* nothing fresh at the old path, nothing lost, both series' two wait */
-	assert_int_equal(stat(path, &sb), -1);
-	assert_int_equal(stat(dir, &sb), -1);
+	expect_waiting(&st, path, dir);
 	assert_int_equal(st.series_recreated, 0);
-	assert_int_equal(st.write_errors, 0);
-	assert_int_equal(st.series_dir_missing, 2);
-	assert_int_equal(st.series_dir_waiting, 2);
-	assert_int_equal(st.values_pending, 4);
 	assert_true(journal_segments(f->dir) >= 1); /* their segment is held */
 
 	/* back: the storage thread's next try (each second) writes them to
@@ -1070,35 +1114,20 @@ static void test_dir_renamed_restart(void **state)
 {
 	struct fixture *f = *state;
 	struct vg_store_stats st;
-	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256];
-	struct stat sb;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8];
 
 	write_nodes(f, 0, 3);
 	assert_int_equal(vg_store_flush(f->s), 0);
 	type_dir_away(f, path, dir, away);
-	for (int m = 3; m < 5; m++) {
-		write_nodes(f, m, m + 1);
-		(void)vg_store_flush(f->s);
-	}
+	write_while_away(f);
 	vg_store_get_stats(f->s, &st);
 	assert_int_equal(st.values_pending, 4);
 
 	/* gone as by a kill -9: minutes 3 and 4 left in the journal */
-	vg_store_close_held(f->s);
-	f->s = NULL;
-	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
-		fail_msg("open: %s", err);
+	reopen(f, 1);
 	(void)vg_store_flush(f->s);
-	vg_store_get_stats(f->s, &st);
-	printf("# after the restart: pending %llu, dir missing %llu, write errors %llu: %s\n",
-	       (unsigned long long)st.values_pending, (unsigned long long)st.series_dir_missing,
-	       (unsigned long long)st.write_errors, vg_store_last_error(f->s));
-	assert_int_equal(stat(path, &sb), -1); /* nothing fresh at the old path */
-	assert_int_equal(stat(dir, &sb), -1);
-	assert_int_equal(st.write_errors, 0);
-	assert_int_equal(st.values_pending, 4);
-	assert_int_equal(st.series_dir_missing, 2);
-	assert_int_equal(st.series_dir_waiting, 2);
+	stats_print(f, &st, "after the restart");
+	expect_waiting(&st, path, dir); /* nothing fresh at the old path */
 
 	assert_int_equal(rename(away, dir), 0);
 	expect_waiting_written(f);
@@ -1128,27 +1157,11 @@ static void test_dir_renamed_restart_synced(void **state)
 	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
 		fail_msg("open: %s", err);
 	type_dir_away(f, path, dir, away);
-	vg_store_close(f->s); /* opened only to locate the files */
-	f->s = NULL;
-	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
-		fail_msg("open: %s", err);
-	for (int m = 3; m < 5; m++) {
-		write_nodes(f, m, m + 1);
-		(void)vg_store_flush(f->s);
-	}
-	vg_store_get_stats(f->s, &st);
-	printf("# after the restart: created %llu, pending %llu, dir missing %llu, write errors "
-	       "%llu: %s\n",
-	       (unsigned long long)st.files_created, (unsigned long long)st.values_pending,
-	       (unsigned long long)st.series_dir_missing, (unsigned long long)st.write_errors,
-	       vg_store_last_error(f->s));
-	assert_int_equal(stat(path, &sb), -1); /* nothing fresh at the old path */
-	assert_int_equal(stat(dir, &sb), -1);
+	reopen(f, 0); /* opened only to locate the files */
+	write_while_away(f);
+	stats_print(f, &st, "after the restart");
+	expect_waiting(&st, path, dir); /* nothing fresh at the old path */
 	assert_int_equal(st.files_created, 0);
-	assert_int_equal(st.write_errors, 0);
-	assert_int_equal(st.values_pending, 4);
-	assert_int_equal(st.series_dir_missing, 2);
-	assert_int_equal(st.series_dir_waiting, 2);
 
 	/* a series the store never had is created as always (of another
 	 * type: one of host would make rrd/host again, see docs) */
@@ -1179,6 +1192,7 @@ static void test_removed_series_forgotten(void **state)
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
 	assert_int_equal(vg_store_remove_series(f->s, VG_RT_HOST, "node1", "load1"), 0);
 	locate(f->s, VG_RT_HOST, "node2", "load1", dir, sizeof(dir), opt, sizeof(opt));
+	snprintf(opt, sizeof(opt), "%s", dir); /* node2's file: its type directory goes */
 	if (g_rrdcached) {
 		struct vg_rrdcd *c;
 		assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
@@ -1187,10 +1201,7 @@ static void test_removed_series_forgotten(void **state)
 	}
 	vg_store_close(f->s);
 	f->s = NULL;
-	*strrchr(dir, '/') = '\0';
-	*strrchr(dir, '/') = '\0';
-	snprintf(away, sizeof(away), "%s.away", dir);
-	assert_int_equal(rename(dir, away), 0);
+	dir_away(opt, dir, away);
 	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
 		fail_msg("open: %s", err);
 	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * 3), "load1", VG_KIND_GAUGE, 4);
@@ -1295,7 +1306,7 @@ static void test_dir_away_cache_full(void **state)
 	struct fixture *f = *state;
 	struct vg_store_stats st;
 	struct vg_batch *b;
-	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], opt[PATH_MAX], err[256];
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256];
 	char why[1200];
 	int rc = 0, m;
 
@@ -1308,13 +1319,7 @@ static void test_dir_away_cache_full(void **state)
 			  11 + m);
 	}
 	assert_int_equal(vg_store_flush(f->s), 0);
-	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
-	forget_both(f);
-	snprintf(dir, sizeof(dir), "%s", path);
-	*strrchr(dir, '/') = '\0';
-	*strrchr(dir, '/') = '\0';
-	snprintf(away, sizeof(away), "%s.away", dir);
-	assert_int_equal(rename(dir, away), 0);
+	type_dir_away(f, path, dir, away);
 	for (m = 3; m < 20 && !rc; m++) {
 		b = one(VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
 		rc = vg_store_write_batch(f->s, b);
