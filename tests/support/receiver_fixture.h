@@ -62,6 +62,25 @@ static inline void fxr_dispatch(struct vg_dispatch *d, struct vg_registry *reg,
 	vg_dispatch_add(d, &c);
 }
 
+/* In DIR: STORE opened with CFG, REG and, unless WATCH is NULL, a second
+ * registry *WATCH (a test's view of what was recorded) on its state, and
+ * D as fxr_dispatch's. 0, or -1 (the error on stderr). */
+static inline int fxr_open_state(const char *dir, const struct vg_config *cfg,
+				 struct vg_store **store, struct vg_registry **reg,
+				 struct vg_registry **watch, struct vg_dispatch *d)
+{
+	char err[256];
+
+	if (vg_store_open(dir, cfg, store, err, sizeof(err)) ||
+	    vg_registry_open_state(dir, "", reg, err, sizeof(err)) ||
+	    (watch && vg_registry_open_state(dir, "", watch, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	fxr_dispatch(d, *reg, *store);
+	return 0;
+}
+
 /* An agent's REQ socket connected to url, sends and receives timing out
  * after timeout_ms. The socket, or -1. */
 static inline int fxr_req_open(const char *url, int timeout_ms)
@@ -270,7 +289,6 @@ struct fxr_slow {
 static inline int fxr_slow_open(struct fxr_slow *f, const char *template)
 {
 	static const char *const extra[] = {"-O", "-R", NULL};
-	char err[256];
 	int rc;
 
 	f->req = -1;
@@ -285,14 +303,7 @@ static inline int fxr_slow_open(struct fxr_slow *f, const char *template)
 	f->cfg.agent_ack_timeout_ms = 40000;
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
 	fxr_write_through(&f->cfg, f->daemon.unix_addr, f->daemon.base);
-	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->reg, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->watch, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
-		return -1;
-	}
-	fxr_dispatch(&f->d, f->reg, f->store);
-	return 0;
+	return fxr_open_state(f->dir, &f->cfg, &f->store, &f->reg, &f->watch, &f->d);
 }
 
 /* F's receiver started on O (its registry, dispatch and store F's, its
