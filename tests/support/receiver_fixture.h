@@ -14,6 +14,7 @@
 #ifndef VIGIE_TEST_RECEIVER_FIXTURE_H
 #define VIGIE_TEST_RECEIVER_FIXTURE_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -79,6 +80,15 @@ static inline int fxr_open_state(const char *dir, const struct vg_config *cfg,
 	}
 	fxr_dispatch(d, *reg, *store);
 	return 0;
+}
+
+/* DIR and everything in it removed (rm -rf): 0, or -1. */
+static inline int fxr_rm_dir(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) ? -1 : 0;
 }
 
 /* An agent's REQ socket connected to url, sends and receives timing out
@@ -327,8 +337,6 @@ static inline int fxr_slow_start(struct fxr_slow *f, struct vg_receiver_options 
  * (the test's own registries closed before): 0, or -1. */
 static inline int fxr_slow_close(struct fxr_slow *f)
 {
-	char cmd[128];
-
 	fxr_stall_stop(&f->staller);
 	if (f->req >= 0)
 		nn_close(f->req);
@@ -337,8 +345,7 @@ static inline int fxr_slow_close(struct fxr_slow *f)
 	vg_registry_close(f->reg);
 	vg_store_close(f->store);
 	hrd_cleanup(&f->daemon);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	return system(cmd) ? -1 : 0;
+	return fxr_rm_dir(f->dir);
 }
 
 #endif

@@ -116,14 +116,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	fxr_stop(f->rx, f->thread);
 	vg_registry_close(f->watch);
 	vg_registry_close(f->reg);
 	vg_store_close(f->store);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
+	if (fxr_rm_dir(f->dir))
 		return -1;
 	free(f);
 	return 0;

@@ -346,7 +346,6 @@ static struct fixture *fx(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	if (f->req >= 0)
 		nn_close(f->req);
@@ -363,8 +362,7 @@ static int teardown(void **state)
 	vg_store_close(f->store);
 	if (f->holding)
 		hrd_cleanup(&f->daemon);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
+	if (fxr_rm_dir(f->dir))
 		return -1;
 	free(f);
 	return 0;
