@@ -17,6 +17,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
+#include "vigie/rrdcached.h"
 #include "vigie/store.h"
 
 #define FXS_T0 1699999980LL /* minute 0, on a minute boundary */
@@ -39,6 +40,18 @@ static inline void fxs_config(struct vg_config *cfg, const char *archives, const
 	if (state_url && (size_t)snprintf(cfg->state_url, sizeof(cfg->state_url), "%s",
 					  state_url) >= sizeof(cfg->state_url))
 		fail_msg("state url too long: %s", state_url);
+}
+
+/* NAME (a file as the daemon names it: under its -b, relative or not)
+ * FORGOTten on the daemon at ADDR, as a daemon restarted would: its next
+ * UPDATE of the file reads it from its disk again. */
+static inline void fxs_forget(const char *addr, const char *name)
+{
+	struct vg_rrdcd *c;
+
+	assert_int_equal(vg_rrdcd_connect(addr, 5000, &c), 0);
+	assert_int_equal(vg_rrdcd_forget(c, name), 0);
+	vg_rrdcd_close(c);
 }
 
 /* One batch of host h1: minute MINUTE of load.1 of the hosts

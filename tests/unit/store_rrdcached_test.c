@@ -624,7 +624,6 @@ static void test_recreate_daemon_without_R(void **state)
 	struct vg_store_stats st;
 	struct vg_store_daemon dm[2];
 	struct vg_series r;
-	struct vg_rrdcd *c;
 	struct stat sb;
 	char dir[200], sub[PATH_MAX + 32];
 
@@ -638,9 +637,7 @@ static void test_recreate_daemon_without_R(void **state)
 	assert_int_equal(vg_store_flush(s), 0);
 
 	/* node0's directory removed by the operator */
-	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
-	assert_int_equal(vg_rrdcd_forget(c, "host/node0/load.1.rrd"), 0);
-	vg_rrdcd_close(c);
+	fxs_forget(d.unix_addr, "host/node0/load.1.rrd");
 	snprintf(sub, sizeof(sub), "%s/host/node0", d.base);
 	assert_int_equal(fx_rm_tree(sub), 0);
 	for (int m = 2; m < 4; m++) {

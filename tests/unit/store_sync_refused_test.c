@@ -490,7 +490,6 @@ static void deleted_under_daemon(int base)
 	struct vg_store *s;
 	struct vg_store_daemon dm[2];
 	struct vg_store_stats st;
-	struct vg_rrdcd *c;
 
 	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-vanished"), 0);
 	const char *extra[] = {"-O", "-R", NULL};
@@ -504,9 +503,7 @@ static void deleted_under_daemon(int base)
 	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 1), 0);
 	snprintf(path, sizeof(path), "%s/host/node0/load.1.rrd", d.base);
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
-	assert_int_equal(vg_rrdcd_forget(c, "host/node1/load.1.rrd"), 0);
-	vg_rrdcd_close(c);
+	fxs_forget(d.unix_addr, "host/node1/load.1.rrd");
 	snprintf(path, sizeof(path), "%s/host/node1/load.1.rrd", d.base);
 	assert_int_equal(unlink(path), 0);
 	/* node3 deleted by the store itself: intended */
