@@ -41,6 +41,7 @@
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
 #include "../support/journal_segments.h"
+#include "../support/store_series.h"
 
 /* 0: files backend; 1: rrdcached (the daemon of the current case). */
 static int g_rrdcached;
@@ -1048,7 +1049,7 @@ static void expect_waiting_written(struct fixture *f)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(vg_store_flush(f->s), 0);
+	assert_int_equal(fxs_flush_passes(f->s), 0); /* see test_dir_away_cache_full */
 	vg_store_get_stats(f->s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, 0);
@@ -1339,7 +1340,10 @@ static void test_dir_away_cache_full(void **state)
 	assert_non_null(strstr(why, "1 series whose type directory is missing"));
 	assert_string_equal(vg_store_pending_what(cause), "their series' directories");
 
-	/* back: the values are written, the gauge falls to 0 */
+	/* back: the values are written, the gauge falls to 0. On rrdcached
+	 * a flush may then answer -EIO while the daemon is in its back-off
+	 * (a wait past its bound on a loaded machine: seen at load 9 and 15,
+	 * the values all written): tried again, up to 10 s */
 	assert_int_equal(rename(away, dir), 0);
 	for (int k = 0; k < 1200; k++) {
 		vg_store_get_stats(f->s, &st);
@@ -1347,7 +1351,7 @@ static void test_dir_away_cache_full(void **state)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(vg_store_flush(f->s), 0);
+	assert_int_equal(fxs_flush_passes(f->s), 0);
 	vg_store_get_stats(f->s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.series_dir_waiting, 0);
