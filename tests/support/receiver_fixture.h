@@ -82,6 +82,17 @@ static inline int fxr_open_state(const char *dir, const struct vg_config *cfg,
 	return 0;
 }
 
+/* O's consumers as a collector's: REG, D (fxr_dispatch's) and STORE;
+ * batches up to MAX_MESSAGE bytes. */
+static inline void fxr_options(struct vg_receiver_options *o, struct vg_registry *reg,
+			       struct vg_dispatch *d, struct vg_store *store, uint32_t max_message)
+{
+	o->max_message = max_message;
+	o->registry = reg;
+	o->dispatch = d;
+	o->store = store;
+}
+
 /* DIR and everything in it removed (rm -rf): 0, or -1. */
 static inline int fxr_rm_dir(const char *dir)
 {

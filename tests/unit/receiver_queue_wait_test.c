@@ -104,10 +104,7 @@ static int setup(void **state)
 	if (fxr_open_state(f->dir, &f->cfg, &f->store, &f->reg, &f->watch, &f->d) ||
 	    vg_dispatch_add(&f->d, &c))
 		return -1;
-	o.max_message = 1u << 20;
-	o.registry = f->reg;
-	o.dispatch = &f->d;
-	o.store = f->store;
+	fxr_options(&o, f->reg, &f->d, f->store, 1u << 20);
 	o.ack_timeout_ms = ACK_TIMEOUT_MS;
 	return fxr_start(&o, f->url, sizeof(f->url), &port_seed, &f->rx, &f->thread, NULL,
 			 NULL);

@@ -184,10 +184,7 @@ static int setup(void **state)
 	fxr_write_through(&f->cfg, f->paddr, f->daemon.base);
 	if (fxr_open_state(f->dir, &f->cfg, &f->store, &f->reg, NULL, &f->d))
 		return -1;
-	o.max_message = 1u << 22;
-	o.registry = f->reg;
-	o.dispatch = &f->d;
-	o.store = f->store;
+	fxr_options(&o, f->reg, &f->d, f->store, 1u << 22);
 	o.ack_timeout_ms = ACK_TIMEOUT_MS;
 	if (fxr_start(&o, f->url, sizeof(f->url), &port_seed, &f->rx, &f->thread, NULL,
 		      NULL))

@@ -281,10 +281,7 @@ static int setup_with(void **state, int holding)
 		c = (struct vg_consumer){"grouper", &f->grouper, grouper_batch, NULL};
 		vg_dispatch_add_hooks(&f->d, &c, &gh);
 	}
-	o.max_message = MAX_MESSAGE;
-	o.registry = f->reg;
-	o.dispatch = &f->d;
-	o.store = f->store;
+	fxr_options(&o, f->reg, &f->d, f->store, MAX_MESSAGE);
 	o.idle = idle;
 	o.idle_ctx = f;
 	if (holding) {
