@@ -157,6 +157,13 @@ static void write_nodes(struct fixture *f, int from, int to)
 	}
 }
 
+/* Minutes 0-2 of node1's and node2's load1 written and flushed. */
+static void nodes_flushed(struct fixture *f)
+{
+	write_nodes(f, 0, 3);
+	assert_int_equal(vg_store_flush(f->s), 0);
+}
+
 static void test_gauge_and_counter(void **state)
 {
 	struct fixture *f = *state;
@@ -879,8 +886,7 @@ static void test_deleted_file(void **state)
 	f->cfg.npolicies = 1;
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
 
-	write_nodes(f, 0, 3);
-	assert_int_equal(vg_store_flush(f->s), 0);
+	nodes_flushed(f);
 
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
 	if (g_rrdcached) {
@@ -1034,15 +1040,18 @@ static void expect_waiting(const struct vg_store_stats *st, const char *path, co
 }
 
 /* The values that waited for a series' directory (renamed away, a volume
- * mounted over it) once it is back: the storage thread's next try (each
- * second; 60 s only bounds a hang) writes them to the real file, nothing
- * created again or failed, the journal retired, and minutes 1..4 of
- * node1 (2..5) and node2 (12..15) read back (minute 0 starts the file). */
-static void expect_waiting_written(struct fixture *f)
+ * mounted over it) once it is back (AWAY renamed to DIR here, when not
+ * NULL): the storage thread's next try (each second; 60 s only bounds a
+ * hang) writes them to the real file, nothing created again or failed,
+ * the journal retired, and minutes 1..4 of node1 (2..5) and node2
+ * (12..15) read back (minute 0 starts the file). */
+static void expect_waiting_written(struct fixture *f, const char *away, const char *dir)
 {
 	struct vg_store_stats st;
 	struct vg_series r;
 
+	if (away)
+		assert_int_equal(rename(away, dir), 0);
 	for (int k = 0; k < 1200; k++) {
 		vg_store_get_stats(f->s, &st);
 		if (!st.values_pending)
@@ -1085,8 +1094,7 @@ static void test_dir_renamed(void **state)
 	struct vg_store_stats st;
 	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8];
 
-	write_nodes(f, 0, 3);
-	assert_int_equal(vg_store_flush(f->s), 0);
+	nodes_flushed(f);
 
 	type_dir_away(f, path, dir, away);
 
@@ -1099,8 +1107,7 @@ static void test_dir_renamed(void **state)
 
 	/* back: the storage thread's next try (each second) writes them to
 	 * the real file (60 s is only a bound against a hang) */
-	assert_int_equal(rename(away, dir), 0);
-	expect_waiting_written(f);
+	expect_waiting_written(f, away, dir);
 }
 
 /* The same, the collector restarted (as after a kill -9) while the
@@ -1117,8 +1124,7 @@ static void test_dir_renamed_restart(void **state)
 	struct vg_store_stats st;
 	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8];
 
-	write_nodes(f, 0, 3);
-	assert_int_equal(vg_store_flush(f->s), 0);
+	nodes_flushed(f);
 	type_dir_away(f, path, dir, away);
 	write_while_away(f);
 	vg_store_get_stats(f->s, &st);
@@ -1130,8 +1136,7 @@ static void test_dir_renamed_restart(void **state)
 	stats_print(f, &st, "after the restart");
 	expect_waiting(&st, path, dir); /* nothing fresh at the old path */
 
-	assert_int_equal(rename(away, dir), 0);
-	expect_waiting_written(f);
+	expect_waiting_written(f, away, dir);
 }
 
 /* The same with nothing left to replay: the store closed cleanly
@@ -1150,8 +1155,7 @@ static void test_dir_renamed_restart_synced(void **state)
 	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256], opt[PATH_MAX];
 	struct stat sb;
 
-	write_nodes(f, 0, 3);
-	assert_int_equal(vg_store_flush(f->s), 0);
+	nodes_flushed(f);
 	vg_store_close(f->s); /* a clean stop: nothing to replay */
 	f->s = NULL;
 	assert_int_equal(journal_segments(f->dir), 0);
@@ -1173,8 +1177,7 @@ static void test_dir_renamed_restart_synced(void **state)
 	locate(f->s, VG_RT_INSTANCE, "inst-9", "cpu.time", opt, sizeof(opt), err, sizeof(err));
 	assert_int_equal(stat(opt, &sb), 0);
 
-	assert_int_equal(rename(away, dir), 0);
-	expect_waiting_written(f);
+	expect_waiting_written(f, away, dir);
 }
 
 /* A series deleted (the ended-series sweep's vg_store_remove_series)
@@ -1188,8 +1191,7 @@ static void test_removed_series_forgotten(void **state)
 	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256], opt[PATH_MAX];
 	struct stat sb;
 
-	write_nodes(f, 0, 3);
-	assert_int_equal(vg_store_flush(f->s), 0);
+	nodes_flushed(f);
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
 	assert_int_equal(vg_store_remove_series(f->s, VG_RT_HOST, "node1", "load1"), 0);
 	locate(f->s, VG_RT_HOST, "node2", "load1", dir, sizeof(dir), opt, sizeof(opt));
@@ -1233,8 +1235,7 @@ static void test_resource_dir_removed(void **state)
 	vg_store_close(f->s);
 	f->cfg.storage_cache_values = 4;
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
-	write_nodes(f, 0, 3);
-	assert_int_equal(vg_store_flush(f->s), 0);
+	nodes_flushed(f);
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
 	if (g_rrdcached) {
 		struct vg_rrdcd *c;
@@ -1380,8 +1381,7 @@ static void test_volume_replaced(void **state)
 		print_message("# files backend only\n");
 		skip();
 	}
-	write_nodes(f, 0, 3);
-	assert_int_equal(vg_store_flush(f->s), 0);
+	nodes_flushed(f);
 	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
 	snprintf(dir, sizeof(dir), "%s", path); /* <rrd>/host/node1/load1.rrd */
 	*strrchr(dir, '/') = '\0';
@@ -1413,7 +1413,7 @@ static void test_volume_replaced(void **state)
 	assert_int_equal(st.values_pending, 4);
 	assert_true(journal_segments(f->dir) >= 1);
 
-	expect_waiting_written(f);
+	expect_waiting_written(f, NULL, NULL);
 }
 
 /* A series of published measures (vg_batch.published: POST /v1/measures,
