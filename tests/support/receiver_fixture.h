@@ -14,6 +14,7 @@
 #ifndef VIGIE_TEST_RECEIVER_FIXTURE_H
 #define VIGIE_TEST_RECEIVER_FIXTURE_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -60,6 +61,45 @@ static inline void fxr_dispatch(struct vg_dispatch *d, struct vg_registry *reg,
 	vg_dispatch_add(d, &c);
 	c = vg_registry_consumer(reg);
 	vg_dispatch_add(d, &c);
+}
+
+/* In DIR: STORE opened with CFG, REG and, unless WATCH is NULL, a second
+ * registry *WATCH (a test's view of what was recorded) on its state, and
+ * D as fxr_dispatch's. 0, or -1 (the error on stderr). */
+static inline int fxr_open_state(const char *dir, const struct vg_config *cfg,
+				 struct vg_store **store, struct vg_registry **reg,
+				 struct vg_registry **watch, struct vg_dispatch *d)
+{
+	char err[256];
+
+	if (vg_store_open(dir, cfg, store, err, sizeof(err)) ||
+	    vg_registry_open_state(dir, "", reg, err, sizeof(err)) ||
+	    (watch && vg_registry_open_state(dir, "", watch, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	fxr_dispatch(d, *reg, *store);
+	return 0;
+}
+
+/* O's consumers as a collector's: REG, D (fxr_dispatch's) and STORE;
+ * batches up to MAX_MESSAGE bytes. */
+static inline void fxr_options(struct vg_receiver_options *o, struct vg_registry *reg,
+			       struct vg_dispatch *d, struct vg_store *store, uint32_t max_message)
+{
+	o->max_message = max_message;
+	o->registry = reg;
+	o->dispatch = d;
+	o->store = store;
+}
+
+/* DIR and everything in it removed (rm -rf): 0, or -1. */
+static inline int fxr_rm_dir(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) ? -1 : 0;
 }
 
 /* An agent's REQ socket connected to url, sends and receives timing out
@@ -270,7 +310,6 @@ struct fxr_slow {
 static inline int fxr_slow_open(struct fxr_slow *f, const char *template)
 {
 	static const char *const extra[] = {"-O", "-R", NULL};
-	char err[256];
 	int rc;
 
 	f->req = -1;
@@ -285,14 +324,7 @@ static inline int fxr_slow_open(struct fxr_slow *f, const char *template)
 	f->cfg.agent_ack_timeout_ms = 40000;
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
 	fxr_write_through(&f->cfg, f->daemon.unix_addr, f->daemon.base);
-	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->reg, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->watch, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
-		return -1;
-	}
-	fxr_dispatch(&f->d, f->reg, f->store);
-	return 0;
+	return fxr_open_state(f->dir, &f->cfg, &f->store, &f->reg, &f->watch, &f->d);
 }
 
 /* F's receiver started on O (its registry, dispatch and store F's, its
@@ -316,8 +348,6 @@ static inline int fxr_slow_start(struct fxr_slow *f, struct vg_receiver_options 
  * (the test's own registries closed before): 0, or -1. */
 static inline int fxr_slow_close(struct fxr_slow *f)
 {
-	char cmd[128];
-
 	fxr_stall_stop(&f->staller);
 	if (f->req >= 0)
 		nn_close(f->req);
@@ -326,8 +356,7 @@ static inline int fxr_slow_close(struct fxr_slow *f)
 	vg_registry_close(f->reg);
 	vg_store_close(f->store);
 	hrd_cleanup(&f->daemon);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	return system(cmd) ? -1 : 0;
+	return fxr_rm_dir(f->dir);
 }
 
 #endif

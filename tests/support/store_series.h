@@ -11,12 +11,15 @@
 #ifndef VIGIE_TEST_STORE_SERIES_H
 #define VIGIE_TEST_STORE_SERIES_H
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
+#include "vigie/rrdcached.h"
 #include "vigie/store.h"
 
 #define FXS_T0 1699999980LL /* minute 0, on a minute boundary */
@@ -39,6 +42,36 @@ static inline void fxs_config(struct vg_config *cfg, const char *archives, const
 	if (state_url && (size_t)snprintf(cfg->state_url, sizeof(cfg->state_url), "%s",
 					  state_url) >= sizeof(cfg->state_url))
 		fail_msg("state url too long: %s", state_url);
+}
+
+/* NAME (a file as the daemon names it: under its -b, relative or not)
+ * FORGOTten on the daemon at ADDR, as a daemon restarted would: its next
+ * UPDATE of the file reads it from its disk again. */
+static inline void fxs_forget(const char *addr, const char *name)
+{
+	struct vg_rrdcd *c;
+
+	assert_int_equal(vg_rrdcd_connect(addr, 5000, &c), 0);
+	assert_int_equal(vg_rrdcd_forget(c, name), 0);
+	vg_rrdcd_close(c);
+}
+
+/* vg_store_flush of a store whose daemon FLUSHes, until it passes, up to
+ * 10 s: on a loaded machine a wait on the daemon may pass its bound (a
+ * quarter of the ack timeout), the daemon then in its back-off, where a
+ * sync fails (-EIO; calling again later is safe): seen at load 9-16. For
+ * a flush meant to pass in the end, never one whose failure is the
+ * point. Its last answer; each -EIO printed. */
+static inline int fxs_flush_passes(struct vg_store *s)
+{
+	int rc = vg_store_flush(s);
+
+	for (int i = 0; i < 100 && rc == -EIO; i++) {
+		printf("# flush: -EIO (%s), tried again\n", vg_store_last_error(s));
+		usleep(100 * 1000);
+		rc = vg_store_flush(s);
+	}
+	return rc;
 }
 
 /* One batch of host h1: minute MINUTE of load.1 of the hosts

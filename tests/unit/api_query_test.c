@@ -1611,6 +1611,24 @@ static void test_long_project(void **state)
 	}
 }
 
+/* NPOLLS minutes of project p2's custom resource id, as POST /v1/measures
+ * publishes them: gauge metric at v0, v0 + dv, ... */
+static void publish_custom(struct vg_registry *reg, const char *id, const char *metric,
+			   double v0, double dv)
+{
+	for (int k = 0; k < NPOLLS; k++) {
+		int64_t t = (T0 + 60 * k) * 1000;
+		struct vg_batch *b = vg_batch_new("api", 0, 0, t);
+		struct vg_resource *res = vg_batch_resource(b, VG_RT_CUSTOM, id, id, NULL, t);
+		res->state = VG_RSTATE_ACTIVE;
+		vg_batch_identity(b, "p2", NULL, NULL);
+		vg_batch_sample(b, metric, VG_KIND_GAUGE, v0 + dv * k);
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+		vg_batch_free(b);
+	}
+}
+
 /* A published series' default graph legend is "RESOURCE METRIC (unit)"
  * with the unit it was published with (docs/api.md), as the measures'
  * "unit" says: only catalogue units were shown, so "pubq queue.depth"
@@ -1624,18 +1642,7 @@ static void test_graph_published_unit(void **state)
 
 	(void)state;
 	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
-	for (int k = 0; k < NPOLLS; k++) {
-		int64_t t = (T0 + 60 * k) * 1000;
-		struct vg_batch *b = vg_batch_new("api", 0, 0, t);
-		struct vg_resource *res =
-			vg_batch_resource(b, VG_RT_CUSTOM, "pubq", "pubq", NULL, t);
-		res->state = VG_RSTATE_ACTIVE;
-		vg_batch_identity(b, "p2", NULL, NULL);
-		vg_batch_sample(b, "queue.depth", VG_KIND_GAUGE, 10 + k);
-		assert_int_equal(vg_registry_update(reg, b), 0);
-		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
-		vg_batch_free(b);
-	}
+	publish_custom(reg, "pubq", "queue.depth", 10, 1);
 	assert_int_equal(vg_registry_set_unit(reg, "pubq", "queue.depth", "jobs"), 0);
 	vg_registry_close(reg);
 
@@ -1679,18 +1686,7 @@ static void test_custom_catalogue_names(void **state)
 
 	(void)state;
 	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
-	for (int k = 0; k < NPOLLS; k++) {
-		int64_t t = (T0 + 60 * k) * 1000;
-		struct vg_batch *b = vg_batch_new("api", 0, 0, t);
-		struct vg_resource *res =
-			vg_batch_resource(b, VG_RT_CUSTOM, "squat", "squat", NULL, t);
-		res->state = VG_RSTATE_ACTIVE;
-		vg_batch_identity(b, "p2", NULL, NULL);
-		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1e300);
-		assert_int_equal(vg_registry_update(reg, b), 0);
-		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
-		vg_batch_free(b);
-	}
+	publish_custom(reg, "squat", "cpu.util", 1e300, 0);
 	vg_registry_close(reg);
 
 	/* the administrator's top: the instances, the type said */

@@ -211,6 +211,14 @@ static void event_d(struct fx *f, const char *id, int type, const char *t,
 	assert_int_equal(vg_batch_event(f->b, id, (uint8_t)type, T(t), detail), 0);
 }
 
+/* One poll of instance id at t, alone in its batch (power as inst). */
+static void poll(struct fx *f, const char *id, const char *t, int power)
+{
+	begin(f, t);
+	inst(f, id, t, power);
+	commit(f);
+}
+
 static void load(struct fx *f, const char *month, struct vg_bill_usage *u)
 {
 	struct vg_bill_month m;
@@ -434,22 +442,14 @@ static void test_late_announced_event_refines(void **state)
 	struct vg_bill_usage u;
 	const struct vg_bill_usage_seg *s;
 
-	begin(f, "2026-08-01T00:00:00Z");
-	inst(f, "i8", "2026-08-01T00:00:00Z", 5);
-	commit(f);
-	begin(f, "2026-08-01T00:00:01Z");
-	inst(f, "i8", "2026-08-01T00:00:01Z", 3); /* paused: starting up */
-	commit(f);
+	poll(f, "i8", "2026-08-01T00:00:00Z", 5);
+	poll(f, "i8", "2026-08-01T00:00:01Z", 3); /* paused: starting up */
 	begin(f, "2026-08-01T00:00:03Z");
 	event(f, "i8", VG_EV_STARTED, "2026-08-01T00:00:02.700Z");
 	inst(f, "i8", "2026-08-01T00:00:03Z", 1);
 	commit(f);
-	begin(f, "2026-08-01T00:01:00Z");
-	inst(f, "i8", "2026-08-01T00:01:00Z", 1);
-	commit(f);
-	begin(f, "2026-08-01T00:01:01Z");
-	inst(f, "i8", "2026-08-01T00:01:01Z", 5);
-	commit(f);
+	poll(f, "i8", "2026-08-01T00:01:00Z", 1);
+	poll(f, "i8", "2026-08-01T00:01:01Z", 5);
 	begin(f, "2026-08-01T00:01:02Z");
 	event(f, "i8", VG_EV_STOPPED, "2026-08-01T00:01:01.800Z");
 	inst(f, "i8", "2026-08-01T00:01:02Z", 5);
@@ -508,19 +508,13 @@ static void silence_case(struct fx *f, const char *id, const char *detail)
 	struct vg_bill_usage u;
 	const struct vg_bill_usage_seg *a, *b;
 
-	begin(f, "2026-09-01T13:06:00Z");
-	inst(f, id, "2026-09-01T13:06:00Z", 1);
-	commit(f);
-	begin(f, "2026-09-01T13:07:00Z");
-	inst(f, id, "2026-09-01T13:07:00Z", 1);
-	commit(f);
+	poll(f, id, "2026-09-01T13:06:00Z", 1);
+	poll(f, id, "2026-09-01T13:07:00Z", 1);
 	begin(f, "2026-09-01T16:05:00Z");
 	event_d(f, id, VG_EV_STARTED, "2026-09-01T16:05:00Z", detail);
 	inst(f, id, "2026-09-01T16:05:00Z", 1);
 	commit(f);
-	begin(f, "2026-09-01T16:06:00Z");
-	inst(f, id, "2026-09-01T16:06:00Z", 1);
-	commit(f);
+	poll(f, id, "2026-09-01T16:06:00Z", 1);
 	load(f, "2026-09", &u);
 	assert_int_equal(nseg(&u, id, VG_BILL_U_COMPUTE), 2);
 	a = seg(&u, id, VG_BILL_U_COMPUTE, 0);
@@ -552,16 +546,12 @@ static void test_silence_ended_by_start(void **state)
 	silence_case(f, "vmH5", "{\"initial\":true,\"derived\":true}");
 
 	/* seen by one poll, then reported started 30 s later: one run */
-	begin(f, "2026-09-02T00:00:00Z");
-	inst(f, "vmH6", "2026-09-02T00:00:00Z", 1);
-	commit(f);
+	poll(f, "vmH6", "2026-09-02T00:00:00Z", 1);
 	begin(f, "2026-09-02T00:00:40Z");
 	event(f, "vmH6", VG_EV_STARTED, "2026-09-02T00:00:30Z");
 	inst(f, "vmH6", "2026-09-02T00:00:40Z", 1);
 	commit(f);
-	begin(f, "2026-09-02T01:00:00Z");
-	inst(f, "vmH6", "2026-09-02T01:00:00Z", 5);
-	commit(f);
+	poll(f, "vmH6", "2026-09-02T01:00:00Z", 5);
 	load(f, "2026-09", &u);
 	assert_int_equal(nseg(&u, "vmH6", VG_BILL_U_COMPUTE), 1);
 	assert_int_equal(seg(&u, "vmH6", VG_BILL_U_COMPUTE, 0)->start_ms,
@@ -581,9 +571,7 @@ static void test_published_not_observed(void **state)
 	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 
-	begin(f, "2026-06-01T00:00:00Z");
-	inst(f, "i7", "2026-06-01T00:00:00Z", 5); /* shut off */
-	commit(f);
+	poll(f, "i7", "2026-06-01T00:00:00Z", 5); /* shut off */
 	/* the tenant's point, as the API builds it: host and identity
 	 * copied, active, no power sample, ten minutes ahead */
 	begin(f, "2026-06-01T00:10:00Z");
@@ -594,12 +582,8 @@ static void test_published_not_observed(void **state)
 	assert_int_equal(vg_batch_sample(f->b, "app.queue", VG_KIND_GAUGE, 1), 0);
 	commit(f);
 	/* started at 00:01 as the agent sees it, running at 00:20 */
-	begin(f, "2026-06-01T00:01:00Z");
-	inst(f, "i7", "2026-06-01T00:01:00Z", 1);
-	commit(f);
-	begin(f, "2026-06-01T00:20:00Z");
-	inst(f, "i7", "2026-06-01T00:20:00Z", 1);
-	commit(f);
+	poll(f, "i7", "2026-06-01T00:01:00Z", 1);
+	poll(f, "i7", "2026-06-01T00:20:00Z", 1);
 	load(f, "2026-06", &u);
 	assert_int_equal(nseg(&u, "i7", VG_BILL_U_COMPUTE), 1);
 	assert_int_equal(seg(&u, "i7", VG_BILL_U_COMPUTE, 0)->start_ms, T("2026-06-01T00:01:00Z"));
@@ -718,9 +702,7 @@ static void test_adopts_old_billing_db(void **state)
 	assert_int_equal(vg_bill_numbers_next(vg_bill_meter_db(f->m), "VC", &seq), 0);
 	assert_int_equal(seq, 1);
 	/* the next poll (00:20) continues the run the old file recorded */
-	begin(f, "2026-06-01T00:20:00Z");
-	inst(f, "i1", "2026-06-01T00:20:00Z", 1);
-	commit(f);
+	poll(f, "i1", "2026-06-01T00:20:00Z", 1);
 	load(f, "2026-06", &u);
 	assert_int_equal(nseg(&u, "i1", VG_BILL_U_COMPUTE), 1);
 	assert_int_equal(seg(&u, "i1", VG_BILL_U_COMPUTE, 0)->start_ms, T("2026-06-01T00:00:00Z"));

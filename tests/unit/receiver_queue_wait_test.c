@@ -90,7 +90,6 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct vg_receiver_options o = {0};
 	struct vg_consumer c = {.name = "slow", .batch = slow_batch};
-	char err[256];
 
 	vg_log_init("receiver_queue_wait_test", VG_LOG_ERROR);
 	*state = f;
@@ -102,19 +101,10 @@ static int setup(void **state)
 		return -1;
 	vg_config_defaults(&f->cfg);
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
-	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->reg, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->watch, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+	if (fxr_open_state(f->dir, &f->cfg, &f->store, &f->reg, &f->watch, &f->d) ||
+	    vg_dispatch_add(&f->d, &c))
 		return -1;
-	}
-	fxr_dispatch(&f->d, f->reg, f->store);
-	if (vg_dispatch_add(&f->d, &c))
-		return -1;
-	o.max_message = 1u << 20;
-	o.registry = f->reg;
-	o.dispatch = &f->d;
-	o.store = f->store;
+	fxr_options(&o, f->reg, &f->d, f->store, 1u << 20);
 	o.ack_timeout_ms = ACK_TIMEOUT_MS;
 	return fxr_start(&o, f->url, sizeof(f->url), &port_seed, &f->rx, &f->thread, NULL,
 			 NULL);
@@ -123,14 +113,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	fxr_stop(f->rx, f->thread);
 	vg_registry_close(f->watch);
 	vg_registry_close(f->reg);
 	vg_store_close(f->store);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
+	if (fxr_rm_dir(f->dir))
 		return -1;
 	free(f);
 	return 0;

@@ -151,7 +151,6 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct vg_receiver_options o = {0};
 	static const char *const extra[] = {"-O", "-R", NULL};
-	char err[256];
 	int rc;
 
 	vg_log_init("receiver_round_trip_test", VG_LOG_ERROR);
@@ -183,16 +182,9 @@ static int setup(void **state)
 	f->cfg.agent_ack_timeout_ms = 40000;
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
 	fxr_write_through(&f->cfg, f->paddr, f->daemon.base);
-	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
-	    vg_registry_open_state(f->dir, "", &f->reg, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+	if (fxr_open_state(f->dir, &f->cfg, &f->store, &f->reg, NULL, &f->d))
 		return -1;
-	}
-	fxr_dispatch(&f->d, f->reg, f->store);
-	o.max_message = 1u << 22;
-	o.registry = f->reg;
-	o.dispatch = &f->d;
-	o.store = f->store;
+	fxr_options(&o, f->reg, &f->d, f->store, 1u << 22);
 	o.ack_timeout_ms = ACK_TIMEOUT_MS;
 	if (fxr_start(&o, f->url, sizeof(f->url), &port_seed, &f->rx, &f->thread, NULL,
 		      NULL))
@@ -204,7 +196,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	if (f->req >= 0)
 		nn_close(f->req);
@@ -218,8 +209,7 @@ static int teardown(void **state)
 		close(f->lfd);
 	}
 	hrd_cleanup(&f->daemon);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
+	if (fxr_rm_dir(f->dir))
 		return -1;
 	free(f);
 	return 0;

@@ -281,10 +281,7 @@ static int setup_with(void **state, int holding)
 		c = (struct vg_consumer){"grouper", &f->grouper, grouper_batch, NULL};
 		vg_dispatch_add_hooks(&f->d, &c, &gh);
 	}
-	o.max_message = MAX_MESSAGE;
-	o.registry = f->reg;
-	o.dispatch = &f->d;
-	o.store = f->store;
+	fxr_options(&o, f->reg, &f->d, f->store, MAX_MESSAGE);
 	o.idle = idle;
 	o.idle_ctx = f;
 	if (holding) {
@@ -346,7 +343,6 @@ static struct fixture *fx(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	if (f->req >= 0)
 		nn_close(f->req);
@@ -363,8 +359,7 @@ static int teardown(void **state)
 	vg_store_close(f->store);
 	if (f->holding)
 		hrd_cleanup(&f->daemon);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
+	if (fxr_rm_dir(f->dir))
 		return -1;
 	free(f);
 	return 0;

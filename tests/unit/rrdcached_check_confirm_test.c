@@ -163,6 +163,23 @@ void vg_rrd_rrdcached_test_before_create(const char *path)
 	hook_rc = be->ops->last_ms(be, hook_loc, &last, 0);
 }
 
+/* The check that ran during the other FLUSH (its answer rc; the file's
+ * last update seen when that FLUSH began) passed and found nothing lost;
+ * the other FLUSH is then let finish. */
+static void check_passed(struct fx *f, struct vg_rrd_backend *be, int rc, int64_t seen)
+{
+	size_t lost = be->ops->lost(be, NULL, 0);
+
+	printf("# check during the other FLUSH: %d (the file's last update at minute %lld of %d "
+	       "when it began), lost %zu\n",
+	       rc, (long long)(seen - T0) / 60, CONFIRM_MINUTES - 1, lost);
+	assert_int_equal(rc, 0);
+	/* the case this test is about was met: the write was going on */
+	assert_true(seen > T0 && seen < FINAL);
+	assert_int_equal(lost, 0);
+	flush_done(f);
+}
+
 /* A running collector: x's newest minute sent through the backend (in
  * d->sent, not yet FLUSHed by a sync), the rest by the test. While the
  * other FLUSH writes x, the backend's one client is held by a create and
@@ -190,15 +207,7 @@ static void test_running_check(void **state)
 	assert_int_equal(be->ops->create(be, &y, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
 					 sizeof(msg), 0),
 			 0);
-	size_t lost = be->ops->lost(be, NULL, 0);
-	printf("# check during the other FLUSH: %d (the file's last update at minute %lld of %d "
-	       "when it began), lost %zu\n",
-	       hook_rc, (long long)(seen - T0) / 60, CONFIRM_MINUTES - 1, lost);
-	assert_int_equal(hook_rc, 0);
-	/* the case this test is about was met: the write was going on */
-	assert_true(seen > T0 && seen < FINAL);
-	assert_int_equal(lost, 0);
-	flush_done(f);
+	check_passed(f, be, hook_rc, seen);
 	assert_int_equal(be->ops->sync(be), 0);
 	assert_int_equal(be->ops->lost(be, NULL, 0), 0);
 	assert_int_equal(be->ops->last_ms(be, &f->x, &last, 0), 0);
@@ -235,14 +244,7 @@ static void test_start_replay_check(void **state)
 
 	int64_t seen = other_flush(f);
 	int rc = b->ops->last_ms(b, &bz, &last, 0); /* the connection, its check */
-	size_t lost = b->ops->lost(b, NULL, 0);
-	printf("# check during the other FLUSH: %d (the file's last update at minute %lld of %d "
-	       "when it began), lost %zu\n",
-	       rc, (long long)(seen - T0) / 60, CONFIRM_MINUTES - 1, lost);
-	assert_int_equal(rc, 0);
-	assert_true(seen > T0 && seen < FINAL);
-	assert_int_equal(lost, 0);
-	flush_done(f);
+	check_passed(f, b, rc, seen);
 	assert_int_equal(b->ops->last_ms(b, &bx, &last, VG_RRD_REPLAY), 0);
 	assert_int_equal(last, MS(FINAL) + 999);
 	assert_int_equal(b->ops->lost(b, NULL, 0), 0);

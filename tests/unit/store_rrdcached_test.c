@@ -491,6 +491,64 @@ static void test_open_daemon_down_wide_journal(void **state)
 	assert_int_equal(segments(f, ".vgj"), 0);
 }
 
+/* The daemon's options: without -R (it creates a file only in a
+ * directory that is there), and with it. */
+static const char *const without_r[] = {"-O", NULL};
+static const char *const with_r[] = {"-O", "-R", NULL};
+
+/* D, a daemon started with EXTRA, and a store on it in a new temporary
+ * directory DIR (of size LEN, named after NAME) with CFG: the store. */
+static struct vg_store *daemon_store(struct hrd_daemon *d, struct vg_config *cfg, char *dir,
+				     size_t len, const char *name, const char *const *extra)
+{
+	struct vg_store *s;
+	char err[1024];
+
+	memset(d, 0, sizeof(*d));
+	assert_int_equal(fx_tmpdir(dir, len, name), 0);
+	assert_int_equal(hrd_start(d, NULL, extra), 0);
+	fxs_config(cfg, "1m:1d", d->unix_addr, NULL);
+	if (vg_store_open(dir, cfg, &s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	return s;
+}
+
+/* D killed and started again with -R, as an operator fixes it. */
+static void restart_with_r(struct hrd_daemon *d)
+{
+	hrd_kill(d, SIGKILL);
+	for (int i = 0; with_r[i]; i++)
+		d->extra[i] = with_r[i];
+	assert_int_equal(hrd_restart(d), 0);
+}
+
+/* The directories of node0's and node1's files made on D's base, as an
+ * operator (or a volume mounted again) does. */
+static void node_dirs(struct hrd_daemon *d)
+{
+	char sub[PATH_MAX + 32];
+
+	snprintf(sub, sizeof(sub), "%s/host", d->base);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(sub, sizeof(sub), "%s/host/node%d", d->base, i);
+		assert_int_equal(mkdir(sub, 0700), 0);
+	}
+}
+
+/* vg_store_flush until it passes, every 250 ms up to 60 s (only a bound
+ * against a hang): its last answer. */
+static int flush_until_passed(struct vg_store *s)
+{
+	int rc = vg_store_flush(s);
+
+	for (int k = 0; k < 240 && rc; k++) {
+		usleep(250 * 1000);
+		rc = vg_store_flush(s);
+	}
+	return rc;
+}
+
 /* A daemon started without -R cannot create a series' directories: its
  * CREATE answers "No permission to recursively create" (or "No such
  * file or directory" for the parent). The batch was acknowledged with
@@ -501,22 +559,15 @@ static void test_open_daemon_down_wide_journal(void **state)
  * again with -R, the same batch is taken and written. */
 static void test_daemon_without_R(void **state)
 {
-	static const char *const extra[] = {"-O", NULL};
-	static const char *const extra_r[] = {"-O", "-R", NULL};
 	struct hrd_daemon d;
 	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_stats st;
 	struct vg_store_daemon dm[2];
-	char dir[256], err[256];
+	char dir[256];
 
 	(void)state;
-	memset(&d, 0, sizeof(d));
-	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "store-rcd-noR"), 0);
-	assert_int_equal(hrd_start(&d, NULL, extra), 0);
-	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
-	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
-		fail_msg("open: %s", err);
+	s = daemon_store(&d, &cfg, dir, sizeof(dir), "store-rcd-noR", without_r);
 	/* before: 0 (acknowledged), the values in write_errors and a kept
 	 * journal segment, the daemon "up" without an error */
 	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 0), -EAGAIN);
@@ -536,10 +587,7 @@ static void test_daemon_without_R(void **state)
 	/* the same again: refused again, the same cause */
 	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 0), -EAGAIN);
 	/* the operator restarts the daemon with -R: the batch is taken */
-	hrd_kill(&d, SIGKILL);
-	for (int i = 0; extra_r[i]; i++)
-		d.extra[i] = extra_r[i];
-	assert_int_equal(hrd_restart(&d), 0);
+	restart_with_r(&d);
 	int rc = -EAGAIN;
 	for (int i = 0; i < 40 && rc == -EAGAIN; i++) {
 		rc = fxs_write_minute(s, "node", 0, 2, 0);
@@ -570,42 +618,26 @@ static void test_daemon_without_R(void **state)
  * creates the file (series_recreated) and writes every waiting value. */
 static void test_recreate_daemon_without_R(void **state)
 {
-	static const char *const extra[] = {"-O", NULL};
-	static const char *const extra_r[] = {"-O", "-R", NULL};
 	struct hrd_daemon d;
 	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_stats st;
 	struct vg_store_daemon dm[2];
 	struct vg_series r;
-	struct vg_rrdcd *c;
 	struct stat sb;
-	char dir[200], err[1024], sub[PATH_MAX + 32];
-	int rc = -1;
+	char dir[200], sub[PATH_MAX + 32];
 
 	(void)state;
-	memset(&d, 0, sizeof(d));
-	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "store-rcd-recreate-noR"), 0);
-	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	s = daemon_store(&d, &cfg, dir, sizeof(dir), "store-rcd-recreate-noR", without_r);
 	/* without -R the daemon creates files only in directories that are
 	 * there: the operator made them */
-	snprintf(sub, sizeof(sub), "%s/host", d.base);
-	assert_int_equal(mkdir(sub, 0700), 0);
-	for (int i = 0; i < 2; i++) {
-		snprintf(sub, sizeof(sub), "%s/host/node%d", d.base, i);
-		assert_int_equal(mkdir(sub, 0700), 0);
-	}
-	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
-	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
-		fail_msg("open: %s", err);
+	node_dirs(&d);
 	for (int m = 0; m < 2; m++)
 		assert_int_equal(fxs_write_minute(s, "node", 0, 2, m), 0);
 	assert_int_equal(vg_store_flush(s), 0);
 
 	/* node0's directory removed by the operator */
-	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
-	assert_int_equal(vg_rrdcd_forget(c, "host/node0/load.1.rrd"), 0);
-	vg_rrdcd_close(c);
+	fxs_forget(d.unix_addr, "host/node0/load.1.rrd");
 	snprintf(sub, sizeof(sub), "%s/host/node0", d.base);
 	assert_int_equal(fx_rm_tree(sub), 0);
 	for (int m = 2; m < 4; m++) {
@@ -632,16 +664,8 @@ static void test_recreate_daemon_without_R(void **state)
 	assert_true(journal_segments(dir) >= 1);
 
 	/* restarted with -R: node0's file made again, its values written */
-	hrd_kill(&d, SIGKILL);
-	for (int i = 0; extra_r[i]; i++)
-		d.extra[i] = extra_r[i];
-	assert_int_equal(hrd_restart(&d), 0);
-	for (int k = 0; k < 240; k++) { /* 60 s: only a bound against a hang */
-		if (!(rc = vg_store_flush(s)))
-			break;
-		usleep(250 * 1000);
-	}
-	assert_int_equal(rc, 0);
+	restart_with_r(&d);
+	assert_int_equal(flush_until_passed(s), 0);
 	vg_store_get_stats(s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, 0);
@@ -681,23 +705,15 @@ static void test_recreate_daemon_without_R(void **state)
  * by the operator) every value is written, without -R. */
 static void test_replay_daemon_without_R(void **state)
 {
-	static const char *const extra[] = {"-O", NULL};
-	static const char *const extra_r[] = {"-O", "-R", NULL};
 	struct hrd_daemon d;
 	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_stats st;
 	struct stat sb;
 	char dir[200], err[1024], sub[PATH_MAX + 32];
-	int rc = -1;
 
 	(void)state;
-	memset(&d, 0, sizeof(d));
-	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "store-rcd-replay-noR"), 0);
-	assert_int_equal(hrd_start(&d, NULL, extra_r), 0);
-	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
-	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
-		fail_msg("open: %s", err);
+	s = daemon_store(&d, &cfg, dir, sizeof(dir), "store-rcd-replay-noR", with_r);
 	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 0), 0);
 	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 1), 0);
 	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 2), 0);
@@ -713,8 +729,8 @@ static void test_replay_daemon_without_R(void **state)
 		assert_int_equal(fx_rm_tree(d.journal), 0);
 		assert_int_equal(mkdir(d.journal, 0700), 0);
 	}
-	for (int i = 0; extra[i]; i++)
-		d.extra[i] = extra[i];
+	for (int i = 0; without_r[i]; i++)
+		d.extra[i] = without_r[i];
 	d.extra[1] = NULL;
 	assert_int_equal(hrd_restart(&d), 0);
 	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
@@ -738,17 +754,8 @@ static void test_replay_daemon_without_R(void **state)
 	assert_true(journal_segments(dir) >= 1);
 
 	/* the directories back: every value written (no -R needed) */
-	assert_int_equal(mkdir(sub, 0700), 0);
-	for (int i = 0; i < 2; i++) {
-		snprintf(sub, sizeof(sub), "%s/host/node%d", d.base, i);
-		assert_int_equal(mkdir(sub, 0700), 0);
-	}
-	for (int k = 0; k < 240; k++) { /* 60 s */
-		if (!(rc = vg_store_flush(s)))
-			break;
-		usleep(250 * 1000);
-	}
-	assert_int_equal(rc, 0);
+	node_dirs(&d);
+	assert_int_equal(flush_until_passed(s), 0);
 	vg_store_get_stats(s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, 0);

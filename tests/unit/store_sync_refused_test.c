@@ -120,22 +120,6 @@ static struct vg_store *write_through(const char *dir, const char *addr, const c
 	return s;
 }
 
-/* vg_store_flush of a daemon that FLUSHes, until it passes, up to 10 s:
- * on a loaded machine a wait on the daemon may pass its bound (a quarter
- * of the ack timeout), the daemon then in its back-off, where a sync
- * fails (-EIO; calling again later is safe): seen at load 16. Its last
- * answer. */
-static int flush_passes(struct vg_store *s)
-{
-	int rc = vg_store_flush(s);
-
-	for (int i = 0; i < 100 && rc == -EIO; i++) {
-		usleep(100 * 1000);
-		rc = vg_store_flush(s);
-	}
-	return rc;
-}
-
 /* Minute 0 of the NS series through a daemon that FLUSHes: the files
  * exist, nothing pending. */
 static void minute0_flushed(struct vg_store *s)
@@ -143,7 +127,7 @@ static void minute0_flushed(struct vg_store *s)
 	struct vg_store_daemon dm[2];
 
 	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
-	assert_int_equal(flush_passes(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
 	assert_int_equal(dm[0].pending, 0);
 }
@@ -220,7 +204,7 @@ static void test_refused_flush_backs_off(void **state)
 			break;
 		usleep(250 * 1000);
 	}
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	assert_int_equal(dm[0].pending, 0);
 	assert_int_equal(dm[0].lost, 0);
 	for (int i = 0; i < NS; i++)
@@ -341,7 +325,7 @@ static void replay_refused(const char *perm, int info_refused)
 	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
 	for (int m = 0; m < 6; m++)
 		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	/* minutes 6-7 journaled; the daemon stopped before it takes them,
 	 * the collector gone without writing them (as a kill -9) */
 	for (int m = 6; m < 8; m++)
@@ -490,7 +474,6 @@ static void deleted_under_daemon(int base)
 	struct vg_store *s;
 	struct vg_store_daemon dm[2];
 	struct vg_store_stats st;
-	struct vg_rrdcd *c;
 
 	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-vanished"), 0);
 	const char *extra[] = {"-O", "-R", NULL};
@@ -504,16 +487,14 @@ static void deleted_under_daemon(int base)
 	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 1), 0);
 	snprintf(path, sizeof(path), "%s/host/node0/load.1.rrd", d.base);
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
-	assert_int_equal(vg_rrdcd_forget(c, "host/node1/load.1.rrd"), 0);
-	vg_rrdcd_close(c);
+	fxs_forget(d.unix_addr, "host/node1/load.1.rrd");
 	snprintf(path, sizeof(path), "%s/host/node1/load.1.rrd", d.base);
 	assert_int_equal(unlink(path), 0);
 	/* node3 deleted by the store itself: intended */
 	if (base)
 		assert_int_equal(vg_store_remove_series(s, VG_RT_HOST, "node3", "load.1"), 0);
 
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
 	printf("# base %d: vanished %llu, pending %llu\n", base, (unsigned long long)dm[0].vanished,
 	       (unsigned long long)dm[0].pending);
@@ -535,7 +516,7 @@ static void deleted_under_daemon(int base)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(flush_passes(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	vg_store_get_stats(s, &st);
 	printf("# base %d: recreated %llu, write errors %llu -> %llu\n", base,
 	       (unsigned long long)st.series_recreated, (unsigned long long)errors,
@@ -667,7 +648,7 @@ static void dir_renamed_under_daemon(int base)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(flush_passes(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	vg_store_get_stats(s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, errors);
@@ -771,7 +752,7 @@ static void test_list_refused(void **state)
 			break;
 		usleep(50 * 1000);
 	}
-	assert_int_equal(flush_passes(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	vg_store_get_stats(s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, 0);
@@ -976,7 +957,7 @@ static void test_readback_local(void **state)
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
 	uint64_t local0 = dm[0].readback_local, info0 = dm[0].readback_info;
 	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 1), 0);
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
 	printf("# daemon_base = -b: here %llu, INFO %llu\n",
 	       (unsigned long long)(dm[0].readback_local - local0),
@@ -1006,7 +987,7 @@ static void test_readback_local(void **state)
 	info0 = dm[0].readback_info;
 	for (int m = 2; m < 4; m++) {
 		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
-		assert_int_equal(vg_store_flush(s), 0);
+		assert_int_equal(fxs_flush_passes(s), 0);
 	}
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
 	printf("# daemon_base a copy: here %llu, INFO %llu\n",
@@ -1053,7 +1034,7 @@ static void test_unwritable_file_unverified(void **state)
 	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
 
 	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 	snprintf(path, sizeof(path), "%s/host/node0/load.1.rrd", d.base);
 	memcpy(immutable_path, path, sizeof(path));
 	if (!set_immutable(path, 1)) {
@@ -1065,7 +1046,7 @@ static void test_unwritable_file_unverified(void **state)
 	}
 	for (int m = 1; m < 3; m++)
 		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(vg_store_flush(s), 0); /* once: its 0 is the point */
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
 	printf("# unwritten %llu, pending %llu, lost %llu, segments %d\n",
 	       (unsigned long long)dm[0].unwritten, (unsigned long long)dm[0].pending,
@@ -1140,7 +1121,7 @@ static void test_concurrent_flush(void **state)
 	cfg.storage_sync_interval_s = 3600; /* syncs only when the test asks */
 	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
 	assert_int_equal(fxs_write_minute(s, "node", 0, 1, 0), 0);
-	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(fxs_flush_passes(s), 0);
 
 	/* minutes 1 .. CF_MINUTES - 2 cached by the daemon (the test's),
 	 * then the store's last one */
