@@ -87,8 +87,11 @@
  *    keeps its marks ([cluster] hold_max): its journal has the values,
  *    written at its next start;
  *  - with o.ack_timeout_ms, each message gets one deadline when taken
- *    from the socket (three quarters of it later): its proof, its opens
- *    and its write-through end by then (each also within its own bound);
+ *    from the socket (three quarters of it later): its proof, its opens,
+ *    its write-through (each also within its own bound) and, on
+ *    PostgreSQL, its commit end by then (a commit cut there is rolled
+ *    back and answered RETRY: registry.c "Commits bounded by the
+ *    deadline");
  *    one with too little left after its checks is answered RETRY before
  *    any consumer sees it (too_late); a write-through cut there leaves
  *    its values held for the storage thread, the batch acknowledged;
