@@ -87,8 +87,11 @@
  *    keeps its marks ([cluster] hold_max): its journal has the values,
  *    written at its next start;
  *  - with o.ack_timeout_ms, each message gets one deadline when taken
- *    from the socket (three quarters of it later): its proof, its opens
- *    and its write-through end by then (each also within its own bound);
+ *    from the socket (three quarters of it later): its proof, its opens,
+ *    its write-through (each also within its own bound) and, on
+ *    PostgreSQL, its commit end by then (a commit cut there is rolled
+ *    back and answered RETRY: registry.c "Commits bounded by the
+ *    deadline");
  *    one with too little left after its checks is answered RETRY before
  *    any consumer sees it (too_late); a write-through cut there leaves
  *    its values held for the storage thread, the batch acknowledged;
@@ -376,6 +379,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->batches_proven = __atomic_load_n(&r->stats.batches_proven, __ATOMIC_RELAXED);
 	out->proofs_timed_out = __atomic_load_n(&r->stats.proofs_timed_out, __ATOMIC_RELAXED);
 	out->batch_deadline = __atomic_load_n(&r->stats.batch_deadline, __ATOMIC_RELAXED);
+	out->commit_deadline = __atomic_load_n(&r->stats.commit_deadline, __ATOMIC_RELAXED);
 	out->verified_write_failed =
 		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
@@ -863,6 +867,24 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 		 * host after this one's duplicate check (vg_registry_mark;
 		 * logged by count_marks) */
 		count(&r->stats.batches_retry, 1);
+		return VG_ACK_RETRY;
+	}
+	if (rc == -ETIMEDOUT) {
+		/* the batch's deadline cut its commit (PostgreSQL: a row lock
+		 * another session holds, or a slow server): rolled back,
+		 * nothing recorded; RETRY now rather than an ack after the
+		 * agent's timeout (registry.c "Commits bounded by the
+		 * deadline") */
+		count(&r->stats.commit_deadline, 1);
+		count(&r->stats.batch_deadline, 1);
+		count(&r->stats.batches_retry, 1);
+		vg_log_limited(VG_LOG_WARN, &r->n_deadline,
+			       "batch %s seq %llu answered RETRY: its commit in the "
+			       "state database did not end by its deadline (three "
+			       "quarters of [agent] ack_timeout_ms from its arrival) "
+			       "and was rolled back: %s",
+			       b->host, (unsigned long long)b->seq,
+			       vg_registry_last_error(r->o.registry));
 		return VG_ACK_RETRY;
 	}
 	if (rc < 0) {
@@ -1548,9 +1570,13 @@ static int run_group(struct vg_receiver *r, int take)
 	struct vg_registry_stats rs0 = {0}, rs1 = {0};
 	if (hold)
 		vg_registry_stats(r->o.registry, &rs0);
+	/* by the group's deadline too (registry.c "Commits bounded by the
+	 * deadline"): cut there, a batch is answered RETRY, not recorded */
+	vg_registry_set_deadline(r->o.registry, gdl);
 	if (nm && vg_registry_commit_group(r->o.registry, mk, nm, crc))
 		for (size_t j = 0; j < nm; j++)
 			crc[j] = -EAGAIN;
+	vg_registry_set_deadline(r->o.registry, 0);
 	if (hold) {
 		vg_registry_stats(r->o.registry, &rs1);
 		count_marks(r, &rs0, &rs1);

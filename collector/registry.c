@@ -179,6 +179,7 @@ enum {
 	ST_DROPS_SUM,
 	ST_HOST_SERIES,
 	ST_HOLD_RESOURCE,
+	ST_BOUND_PG,
 	ST_COUNT
 };
 
@@ -405,6 +406,9 @@ static const char *const sql_text[ST_COUNT] = {
 	 * last values may be in the batch that ended them */
 	[ST_HOST_SERIES] = "SELECT r.type, r.id, m.name FROM resources r JOIN "
 			   "metrics m ON m.resource_id = r.id WHERE r.host = ?1",
+	/* PostgreSQL only: the bound of the commit transaction's next
+	 * statements, in ms (SET LOCAL; "Commits bounded by the deadline") */
+	[ST_BOUND_PG] = "SELECT set_config('statement_timeout', ?1, true)",
 };
 
 /* Version 1's schema (sqlite), which step 2 converts. */
@@ -634,6 +638,9 @@ struct vg_registry {
 	 * here waits for the previous committer's verified row */
 	int64_t commit_ms;
 	int wait_verified;
+	/* the batch deadline commits end by (vg_registry_set_deadline;
+	 * monotonic ms, 0: none) */
+	int64_t deadline_ms;
 	/* PostgreSQL's flush: one array literal per column, kept between
 	 * flushes; and the resources rows this handle wrote at which it has
 	 * the table analyzed next (plans_refresh) */
@@ -952,6 +959,76 @@ static void bind_ack(struct vg_registry *r, struct vg_db_stmt *s, int p,
 	}
 }
 
+/* ---- Commits bounded by the deadline --------------------------------------
+ *
+ * The receiver gives each group's commit the earliest deadline of its
+ * batches (vg_registry_set_deadline; docs/operations.md "One deadline per
+ * batch"). On PostgreSQL a commit then runs in a transaction whose
+ * statements are each bounded by the time left (SET LOCAL
+ * statement_timeout, queued with the statement: no round trip of its
+ * own), so a row lock another session holds, or a slow server, cuts it at
+ * the deadline: the server cancels the statement (57014, -ETIMEDOUT), the
+ * transaction is rolled back, nothing is recorded, and the receiver
+ * answers RETRY before the agent's ack timeout instead of acknowledging
+ * late (the agent would have failed over, and the collector it re-sent
+ * to would answer DUPLICATE). The re-sent batch is stored once: its
+ * values, already taken, are skipped (the store takes only values newer
+ * than a series' last; the meter's watermark; the registry's upserts),
+ * and its seq is recorded by the commit that succeeds. A deadline already
+ * passed sends nothing. The BEGIN, the bound, the statement and the
+ * COMMIT travel together: one round trip, as the autocommit statement
+ * took.
+ * sqlite is not bounded: its state is one collector's own file, whose
+ * only writers are this process's connections, and a commit waits at
+ * most the registry's busy timeout (2 s); an agent acknowledged late
+ * there re-sends to the same collector (there is no other), answered
+ * DUPLICATE. */
+
+static int bounded(const struct vg_registry *r)
+{
+	return r->deadline_ms && vg_db_engine(r->db) == VG_DB_POSTGRESQL;
+}
+
+/* Queue the bound of the transaction's next statement: the time left
+ * (at least 1 ms: a statement that does not wait still runs). */
+static int bound_next(struct vg_registry *r)
+{
+	int64_t left = r->deadline_ms - vg_monotonic_ms();
+	struct vg_db_stmt *s;
+	char ms[24];
+	int rc;
+
+	if ((rc = stmt(r, ST_BOUND_PG, &s)))
+		return rc;
+	snprintf(ms, sizeof(ms), "%lld", (long long)(left < 1 ? 1 : left));
+	vg_db_bind_text(s, 1, ms);
+	return map_err(vg_db_step_queued(s));
+}
+
+/* A bounded commit's BEGIN and bound (queued), or -ETIMEDOUT when the
+ * deadline has passed (nothing sent). r->err set on failure. */
+static int bound_begin(struct vg_registry *r)
+{
+	int rc;
+
+	if (r->deadline_ms - vg_monotonic_ms() < 1) {
+		snprintf(r->err, sizeof(r->err), "the batch's deadline passed "
+						 "before its commit");
+		return -ETIMEDOUT;
+	}
+	if (!(rc = map_err(vg_db_begin(r->db))) && (rc = bound_next(r)))
+		vg_db_rollback(r->db);
+	if (rc)
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+	return rc;
+}
+
+void vg_registry_set_deadline(struct vg_registry *r, int64_t deadline_ms)
+{
+	if (r)
+		r->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
+}
+
 /* vg_registry_commit, and with hold (and a holder set) the host's holding
  * mark in the same transaction. */
 static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
@@ -974,12 +1051,24 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 		 * one atomic statement, so no transaction (one round trip). A
 		 * row pruned meanwhile by another collector is inserted again;
 		 * the next new stream's commit drops what is beyond the bound. */
+		int b = bounded(r);
+
 		r->known = 0;
-		if ((rc = stmt(r, ST_ACK, &s)))
+		if (b && (rc = bound_begin(r))) {
+			committed_note(r, host, stream, 0);
 			return rc;
-		bind_ack(r, s, 0, host, stream, seq, time_ms);
-		if ((rc = exec_done(s))) {
+		}
+		if (!(rc = stmt(r, ST_ACK, &s))) {
+			bind_ack(r, s, 0, host, stream, seq, time_ms);
+			/* bounded: BEGIN, bound, ACK and COMMIT in one wait */
+			rc = b ? map_err(vg_db_step_queued(s)) : exec_done(s);
+		}
+		if (b && !rc)
+			rc = map_err(vg_db_commit(r->db));
+		if (rc) {
 			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+			if (vg_db_in_transaction(r->db))
+				vg_db_rollback(r->db);
 			committed_note(r, host, stream, 0);
 			return rc;
 		}
@@ -990,9 +1079,16 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 		return !applied;
 	}
 	r->known = 0;
-	if ((rc = vg_db_begin(r->db)))
+	if (bounded(r)) {
+		if ((rc = bound_begin(r)))
+			return rc;
+	} else if ((rc = vg_db_begin(r->db))) {
 		return map_err(rc);
+	}
 	for (size_t i = 0; i < nsteps && !rc; i++) {
+		/* each statement bounded by the time left then */
+		if (i && bounded(r) && (rc = bound_next(r)))
+			break;
 		if ((rc = stmt(r, steps[i], &s)))
 			break;
 		if (steps[i] == ST_ACK) {
@@ -1008,6 +1104,8 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 	}
 	/* even when another collector committed the batch first: this one
 	 * stored its values too, and holds them */
+	if (!rc && hold && bounded(r))
+		rc = bound_next(r);
 	if (!rc && hold) {
 		rc = hold_host(r, host);
 		if (rc == -EBUSY) {
@@ -1359,12 +1457,20 @@ int vg_registry_commit_group(struct vg_registry *r,
 		rows = 0;
 	}
 	if (rows) {
+		int b = bounded(r), cut_early = 0;
+
 		rc = (q = ack_sql(r, rows)) ? map_err(vg_db_prepare(r->db, q, &s)) : -ENOMEM;
+		if (!rc && b)
+			cut_early = (rc = bound_begin(r)) != 0;
 		for (size_t j = 0; j < rows && !rc; j++) {
 			const struct vg_registry_mark *m = &mk[idx[j]];
 			bind_ack(r, s, (int)j * 6, m->host, m->stream, m->seq, m->time_ms);
 			rcs[idx[j]] = 1; /* unless RETURNING names it */
 		}
+		/* bounded: BEGIN, bound, statement and COMMIT in one wait,
+		 * the statement's rows read after the COMMIT */
+		if (!rc && b && !(rc = map_err(vg_db_query_queued(s))))
+			rc = map_err(vg_db_commit(r->db));
 		while (!rc && (rc = vg_db_step(s)) == 1) {
 			const char *h = vg_db_column_text(s, 0);
 			uint64_t st = (uint64_t)vg_db_column_int64(s, 1);
@@ -1378,8 +1484,10 @@ int vg_registry_commit_group(struct vg_registry *r,
 			rc = map_err(rc);
 		if (s)
 			vg_db_reset(s);
-		if (rc)
+		if (rc && !cut_early) /* else bound_begin's message */
 			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		if (rc && vg_db_in_transaction(r->db))
+			vg_db_rollback(r->db);
 		for (size_t j = 0; j < rows; j++) {
 			const struct vg_registry_mark *m = &mk[idx[j]];
 			if (rc)

@@ -122,6 +122,9 @@ static int code_of(const char *state)
 		return -EBUSY;
 	if (!strcmp(state, "55P03")) /* lock_timeout or NOWAIT: waiting again waits as long */
 		return -ETIMEDOUT;
+	/* query_canceled: statement_timeout (or an operator's cancel) */
+	if (!strcmp(state, "57014"))
+		return -ETIMEDOUT;
 	if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
 	    !strcmp(state, "57P03"))
 		return -ECONNRESET;

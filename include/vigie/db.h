@@ -51,7 +51,9 @@
  *                 (vg_db_transact does)
  *   -ETIMEDOUT    PostgreSQL lock not available 55P03: a lock wait
  *                 passed the session's lock_timeout (or a NOWAIT lock
- *                 was held). Not retried by vg_db_transact: the holder
+ *                 was held); or query canceled 57014: the statement ran
+ *                 past statement_timeout (or an operator cancelled it:
+ *                 pg_cancel_backend). Not retried by vg_db_transact: the holder
  *                 has held it that long, and waiting again would wait
  *                 as long again; the caller decides (the billing meter
  *                 answers the batch RETRY: billing/meter.c)

@@ -107,6 +107,9 @@ struct vg_receiver_stats {
 	 * their proof, opens or write-through (also in batches_retry), or a
 	 * write-through left to the storage thread (acknowledged, held) */
 	uint64_t batch_deadline;
+	/* of those: batches whose commit of their seq in the state database
+	 * (PostgreSQL) the deadline cut, rolled back, answered RETRY */
+	uint64_t commit_deadline;
 	/* writes of this collector's verified row that failed in the state
 	 * database (retried at the next tick) */
 	uint64_t verified_write_failed;

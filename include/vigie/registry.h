@@ -124,6 +124,15 @@ struct vg_registry_mark {
  * never deadlock each other. Returns 0, or -EINVAL (bad arguments). */
 int vg_registry_commit_group(struct vg_registry *r,
 			     const struct vg_registry_mark *mk, size_t n, int *rcs);
+/* The deadline (vg_monotonic_ms; 0: none) by which the next commits
+ * (vg_registry_commit_group, vg_registry_commit) end: the receiver's
+ * batch deadline (docs/operations.md "One deadline per batch"). On
+ * PostgreSQL each commit then runs in a transaction whose statements are
+ * bounded by the time left (statement_timeout); one cut there, or begun
+ * with no time left, is rolled back, records nothing and gives -ETIMEDOUT
+ * (answer RETRY). sqlite: no bound beyond its busy timeout
+ * (registry.c "Commits bounded by the deadline"). */
+void vg_registry_set_deadline(struct vg_registry *r, int64_t deadline_ms);
 
 /* Holding marks, for collectors that share storage daemons (an RRD
  * takes only values newer than its last update, so of two collectors

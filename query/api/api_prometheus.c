@@ -427,6 +427,13 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "ended, or acknowledged with the rest of their write-through "
 		    "left to the storage thread",
 		    (double)cs.batch_deadline);
+		one(b, "vigie_receiver_commit_deadline_total", "counter",
+		    "Batches whose commit of their sequence number in the state "
+		    "database (PostgreSQL: a lock held by another session, a slow "
+		    "server) did not end by their deadline: rolled back, nothing "
+		    "recorded, answered RETRY (also in the batch deadline and "
+		    "RETRY counts)",
+		    (double)cs.commit_deadline);
 		one(b, "vigie_receiver_verified_write_failures_total", "counter",
 		    "Writes of this collector's verified row that failed in the "
 		    "state database (retried at the next tick)",

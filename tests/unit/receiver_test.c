@@ -54,11 +54,15 @@
 #include "vigie/wire.h"
 
 #include "../support/receiver_fixture.h"
+#include "../support/row_lock.h"
 #include "rrdcached_harness.h"
 
 #define T0 1699999980000LL
 #define STREAM 0x1122334455667788ull
 #define MAX_MESSAGE (64u << 10)
+/* test_commit_deadline: the agents' ack timeout (the batch's deadline is
+ * three quarters of it from its arrival) */
+#define DEADLINE_ACK_MS 2000
 
 /* A consumer the test controls: returns `ret` and counts calls/ticks. */
 struct gate {
@@ -245,6 +249,10 @@ static int setup_with(void **state, int holding)
 		o.held_age_ms = 300; /* test_held_elsewhere_ages */
 		holding = 0;
 	}
+	if (holding == 6) {
+		o.ack_timeout_ms = DEADLINE_ACK_MS; /* test_commit_deadline */
+		holding = 0;
+	}
 	if (fast_flush)
 		holding = 0;
 	/* test_wait_verified; 5: test_verified_proof, whose proof margin is
@@ -330,6 +338,11 @@ static int setup_verified(void **state)
 static int setup_verified_proof(void **state)
 {
 	return setup_with(state, 5);
+}
+
+static int setup_deadline(void **state)
+{
+	return setup_with(state, 6);
 }
 
 static struct fixture *fx(void **state)
@@ -2040,6 +2053,83 @@ static void test_gone_resources_counted(void **state)
 	assert_int_equal(cs.registry_gone_resources, 1);
 }
 
+/* The commit of a batch's seq bounded by its deadline (registry.c
+ * "Commits bounded by the deadline"), over the wire on PostgreSQL:
+ * another session holds the host's streams row (SELECT ... FOR UPDATE)
+ * when its batch 2 arrives. The batch is answered RETRY before the
+ * agent's ack timeout (the socket waits twice that: a loaded machine),
+ * counted, nothing of it recorded; the row free, the re-sent batch is
+ * acknowledged, its values stored once (the store skips the copy of
+ * those the first attempt took), and a further copy is a DUPLICATE.
+ * Without the bound the commit waits for the row (held 6 s at most):
+ * no answer within the socket's wait. */
+static void test_commit_deadline(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_store_stats ss;
+	struct vg_registry *w;
+	struct row_lock l;
+	struct vg_batch *b;
+	void *reply = NULL;
+	struct vg_ack ack = {0};
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+	int n;
+
+	nn_close(f->req);
+	f->req = fxr_req_open(f->url, 2 * DEADLINE_ACK_MS);
+	assert_true(f->req >= 0);
+	expect(send_batch(f, 1, 2), VG_ACK_OK, STREAM, 1);
+	assert_int_equal(row_lock_hold(&l, st_db(f->surl, f->dir, "registry.db"),
+				       "SELECT last_seq FROM streams WHERE host = 'node1' "
+				       "FOR UPDATE",
+				       3 * DEADLINE_ACK_MS),
+			 0);
+	b = make_batch(2, 2);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	vg_batch_free(b);
+	assert_int_equal(nn_send(f->req, buf, len, 0), (int)len);
+	free(buf);
+	n = nn_recv(f->req, &reply, NN_MSG, 0);
+	if (n >= 0) {
+		assert_int_equal(vg_wire_ack_decode(reply, (size_t)n, &ack), 0);
+		nn_freemsg(reply);
+	}
+	/* not recorded, the row still held */
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &w, err, sizeof(err)), 0);
+	int seen = vg_registry_seen(w, "node1", STREAM, 2, T0 + 120000);
+	row_lock_release(&l);
+	assert_true(n >= 0); /* answered within twice the ack timeout */
+	expect(ack, VG_ACK_RETRY, STREAM, 2);
+	assert_int_equal(seen, 0);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.commit_deadline, 1);
+	assert_true(cs.batch_deadline >= 1);
+	assert_int_equal(cs.batches_retry, 1);
+
+	/* the agent's re-sends (one that came while the receiver was in
+	 * the commit above is dated from before it, and may be answered
+	 * RETRY before any consumer: "One deadline per batch"), then a copy */
+	ack = send_batch(f, 2, 2);
+	for (int i = 0; i < 100 && ack.status == VG_ACK_RETRY; i++) {
+		vg_sleep_ms(50);
+		ack = send_batch(f, 2, 2);
+	}
+	expect(ack, VG_ACK_OK, STREAM, 2);
+	expect(send_batch(f, 2, 2), VG_ACK_DUPLICATE, STREAM, 2);
+	assert_int_equal(vg_registry_seen(w, "node1", STREAM, 2, T0 + 120000), 1);
+	vg_registry_close(w);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.commit_deadline, 1);
+	assert_int_equal(cs.samples_received, 4);
+	vg_store_get_stats(f->store, &ss);
+	assert_int_equal(ss.values_written, 4);   /* seq 1's and 2's, once */
+	assert_int_equal(ss.values_duplicate, 2); /* the re-send's copy */
+	assert_int_equal(ss.write_errors, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2067,6 +2157,11 @@ int main(void)
 		ST_BOTH(test_group_bad_input, setup, teardown),
 		ST_BOTH(test_stop_answers_deferred, setup, teardown),
 		ST_BOTH(test_keys_renewed_while_deferred, setup, teardown),
+		/* the bound is PostgreSQL's (sqlite: its busy timeout) */
+		{"postgresql test_commit_deadline", test_commit_deadline, setup_deadline, teardown,
+		 &ST_PG},
 	};
+	if (getenv("RECEIVER_TEST_FILTER")) /* e.g. "postgresql*" */
+		cmocka_set_test_filter(getenv("RECEIVER_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, st_group_teardown);
 }

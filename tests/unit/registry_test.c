@@ -27,6 +27,7 @@
 
 #include "state_engines.h"
 #include "../support/lock_waiters.h"
+#include "../support/row_lock.h"
 
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
@@ -1808,6 +1809,88 @@ static void test_commit_group(void **state)
 	vg_registry_close(b);
 }
 
+/* The commit bounded by the batch's deadline (vg_registry_set_deadline,
+ * registry.c "Commits bounded by the deadline"). PostgreSQL: while
+ * another session holds the streams rows, each commit path (the group's
+ * multi-row statement, a known stream's lone ACK, the transaction of a
+ * stream this handle did not just check) is cut at the deadline:
+ * -ETIMEDOUT, nothing recorded (another handle still finds the seq new),
+ * the handle usable; a deadline already passed sends nothing; once the
+ * rows are free each seq is recorded once (a second commit is a
+ * duplicate), and the group's statement bounded records too. Without
+ * the bound each commit waits for the rows (3 s) and records them.
+ * sqlite: the deadline does not change a commit. */
+static void test_commit_deadline(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *w;
+	struct vg_registry_mark mk[2] = {{"d0", 7, 2, T0 + 60000, 0}, {"d1", 7, 2, T0 + 60000, 0}};
+	struct row_lock l;
+	int pg = f->e->kind == VG_DB_POSTGRESQL, rcs[2];
+	char err[256];
+
+	assert_int_equal(reg_open(f, &w, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_commit(f->r, "d0", 7, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(f->r, "d1", 7, 1, T0), 0);
+	if (pg) {
+		/* held 3 s at most: without the bound each commit waits
+		 * that long, then records */
+		assert_int_equal(row_lock_hold(&l, raw_db(f),
+					       "SELECT last_seq FROM streams WHERE host "
+					       "IN ('d0', 'd1') FOR UPDATE",
+					       3000),
+				 0);
+		/* the group's one statement */
+		vg_registry_set_deadline(f->r, vg_monotonic_ms() + 300);
+		assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
+		assert_int_equal(rcs[0], -ETIMEDOUT);
+		assert_int_equal(rcs[1], -ETIMEDOUT);
+		assert_true(strstr(vg_registry_last_error(f->r), "statement timeout") != NULL);
+		/* a known stream's ACK alone */
+		assert_int_equal(vg_registry_seen(f->r, "d0", 7, 2, T0 + 60000), 0);
+		vg_registry_set_deadline(f->r, vg_monotonic_ms() + 300);
+		assert_int_equal(vg_registry_commit_group(f->r, mk, 1, rcs), 0);
+		assert_int_equal(rcs[0], -ETIMEDOUT);
+		/* the transaction (ACK, floor, prune) */
+		vg_registry_set_deadline(f->r, vg_monotonic_ms() + 300);
+		assert_int_equal(vg_registry_commit(f->r, "d1", 7, 2, T0 + 60000), -ETIMEDOUT);
+		/* no time left: nothing sent */
+		vg_registry_set_deadline(f->r, vg_monotonic_ms() - 1);
+		assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
+		assert_int_equal(rcs[0], -ETIMEDOUT);
+		assert_int_equal(rcs[1], -ETIMEDOUT);
+		assert_true(strstr(vg_registry_last_error(f->r), "deadline passed") != NULL);
+		/* nothing recorded, while the rows are still held */
+		assert_int_equal(vg_registry_seen(w, "d0", 7, 2, T0 + 60000), 0);
+		assert_int_equal(vg_registry_seen(w, "d1", 7, 2, T0 + 60000), 0);
+		row_lock_release(&l);
+		assert_int_equal(vg_registry_seen(w, "d0", 7, 2, T0 + 60000), 0);
+		assert_int_equal(vg_registry_seen(w, "d1", 7, 2, T0 + 60000), 0);
+	} else {
+		/* sqlite: a deadline passed changes nothing */
+		vg_registry_set_deadline(f->r, vg_monotonic_ms() - 1);
+	}
+	/* the re-sent batches: recorded once */
+	if (pg)
+		vg_registry_set_deadline(f->r, vg_monotonic_ms() + 60000);
+	assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], 0);
+	assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
+	assert_int_equal(rcs[0], 1);
+	assert_int_equal(rcs[1], 1);
+	/* the next ones, by the group's one statement */
+	mk[0].seq = mk[1].seq = 3;
+	assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], 0);
+	vg_registry_set_deadline(f->r, 0);
+	assert_int_equal(vg_registry_seen(w, "d0", 7, 2, T0 + 60000), 1);
+	assert_int_equal(vg_registry_seen(w, "d1", 7, 3, T0 + 120000), 1);
+	assert_int_equal(vg_registry_seen(w, "d0", 7, 4, T0 + 180000), 0);
+	vg_registry_close(w);
+}
+
 /* Two collectors commit groups of the same two hosts, arrived in
  * opposite orders, at once. Each group's multi-row statement locks its
  * rows one after the other; taken in the groups' own orders, each
@@ -2804,6 +2887,7 @@ int main(void)
 		ST_BOTH(test_commit_race, setup, teardown),
 		ST_BOTH(test_commit_group, setup, teardown),
 		ST_BOTH(test_commit_group_lock_order, setup, teardown),
+		ST_BOTH(test_commit_deadline, setup, teardown),
 		ST_BOTH(test_holding_marks, setup, teardown),
 		ST_BOTH(test_marks_release, setup, teardown),
 		ST_BOTH(test_step6_commit_node, setup, teardown),
