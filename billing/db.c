@@ -242,11 +242,11 @@ static const char step5_pg[] =
  * SILENCE_MS (billing/meter.c): a late exact start inside one ends the
  * run at its start, as it would delivered in order. Rare (a host or agent
  * down), so no bound but the number of such outages. */
-#define STEP7                                  \
-	"CREATE TABLE IF NOT EXISTS silences(" \
-	" resource TEXT NOT NULL,"             \
-	" from_ms BIGINT NOT NULL,"            \
-	" to_ms BIGINT NOT NULL,"              \
+#define STEP7                                       \
+	"CREATE TABLE IF NOT EXISTS sighting_gaps(" \
+	" resource TEXT NOT NULL,"                  \
+	" from_ms BIGINT NOT NULL,"                 \
+	" to_ms BIGINT NOT NULL,"                   \
 	" PRIMARY KEY(resource, from_ms));"
 
 static const struct vg_db_step steps[] = {

@@ -321,9 +321,9 @@ static const char *const sql[NQ] = {
 	[Q_LOCK_WAIT_PG] = "SELECT set_config('lock_timeout', ?1, true)",
 	/* an instance's silences while running (observe_instance; billing
 	 * schema step 7), and the one that holds ?2 (apply_event) */
-	[Q_SILENCE_PUT] = "INSERT INTO silences(resource,from_ms,to_ms) "
+	[Q_SILENCE_PUT] = "INSERT INTO sighting_gaps(resource,from_ms,to_ms) "
 			  "VALUES(?1,?2,?3) ON CONFLICT(resource,from_ms) DO NOTHING",
-	[Q_SILENCE_AT] = "SELECT from_ms FROM silences WHERE resource=?1 AND "
+	[Q_SILENCE_AT] = "SELECT from_ms FROM sighting_gaps WHERE resource=?1 AND "
 			 "from_ms<?2 AND to_ms>=?2 ORDER BY from_ms DESC LIMIT 1",
 	/* the last transition of a resource before ?2 (silence_ends) */
 	[Q_RUN_START] = "SELECT time_ms,kind,exact FROM transitions WHERE "
@@ -1891,7 +1891,7 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
 #define EVENT_LATE_MS 5000
 
 /* A stretch between two polls that saw an instance running, longer than
- * this, is kept as a silence (table silences): an exact start inside it
+ * this, is kept as a silence (table sighting_gaps): an exact start inside it
  * that arrives after the later poll ends the run at the earlier one, as
  * it does delivered in order. Far above any poll interval in use (10 s
  * by default), so a steady poll writes nothing more. */
