@@ -42,6 +42,7 @@
 #include "agent/events.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
+#include "vigie/fsutil.h"
 #include "vigie/log.h"
 #include "vigie/name.h"
 #include "vigie/sign.h"
@@ -89,6 +90,26 @@ static int bad_usage(const char *fmt, const char *a, const char *b)
 	fprintf(stderr, PROG ": ");
 	fprintf(stderr, fmt, a, b);
 	fputc('\n', stderr);
+	return 2;
+}
+
+/* Another agent owns spool directory dir: say whose, exit 2. Two agents
+ * on one spool would overwrite each other's batches. */
+static int refuse_busy_spool(const char *dir)
+{
+	char lock[4096], comm[64], pid_s[96] = "";
+	long pid;
+
+	snprintf(lock, sizeof(lock), "%s/" VG_SPOOL_LOCK, dir);
+	pid = vg_fs_flock_holder(lock);
+	vg_fs_pid_comm(pid, comm, sizeof(comm));
+	if (pid > 0)
+		snprintf(pid_s, sizeof(pid_s), " (pid %ld%s%s)", pid, comm[0] ? ", " : "", comm);
+	fprintf(stderr,
+		PROG ": spool directory %s is in use by another agent%s: one agent at a time "
+		     "owns a spool directory; stop it, or give this one its own (--spool or "
+		     "[agent] spool_dir)\n",
+		dir, pid_s);
 	return 2;
 }
 
@@ -506,6 +527,8 @@ int main(int argc, char **argv)
 	struct vg_spool *spool = NULL;
 	if ((rc = vg_spool_open(cfg.agent_spool_dir, cfg.agent_spool_max_batches, &spool))) {
 		vg_poller_free(poller);
+		if (rc == -EBUSY)
+			return refuse_busy_spool(cfg.agent_spool_dir);
 		return bad_usage("spool_dir %s: %s", cfg.agent_spool_dir, strerror(-rc));
 	}
 

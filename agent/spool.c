@@ -13,7 +13,13 @@
  *  - next_seq > every seq ever stored; the state file is rewritten after
  *    each put, and at open next_seq = max(state, highest file + 1), so a
  *    crash between the batch rename and the state write loses nothing;
- *  - no file whose name does not parse as 20 digits + ".vgb" is ever read.
+ *  - no file whose name does not parse as 20 digits + ".vgb" is ever read;
+ *  - one process at a time owns a spool: an exclusive flock on its "lock"
+ *    file, taken before anything is read or cleaned, held until close.
+ *    Two agents on one directory would share the stream id and next_seq
+ *    and overwrite each other's batch files (and one would remove the
+ *    other's writes in progress); the second is refused instead, and the
+ *    holder's pid is read from /proc/locks (vg_fs_flock_holder).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +40,7 @@
 struct vg_spool {
 	char *dir;
 	int dirfd;
+	int lockfd; /* the "lock" file, flock'ed (LOCK_EX) while open */
 	uint32_t max;
 	uint64_t stream;
 	uint64_t next_seq;
@@ -263,6 +271,7 @@ int vg_spool_open(const char *dir, uint32_t max_batches, struct vg_spool **out)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	s->dirfd = -1;
+	s->lockfd = -1;
 	s->max = max_batches;
 	s->dir = strdup(dir);
 	if (!s->dir) {
@@ -272,6 +281,12 @@ int vg_spool_open(const char *dir, uint32_t max_batches, struct vg_spool **out)
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		rc = -errno;
+		vg_spool_close(s);
+		return rc;
+	}
+	s->lockfd = openat(s->dirfd, VG_SPOOL_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (s->lockfd < 0 || flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		vg_spool_close(s);
 		return rc;
 	}
@@ -310,6 +325,8 @@ void vg_spool_close(struct vg_spool *s)
 {
 	if (!s)
 		return;
+	if (s->lockfd >= 0)
+		close(s->lockfd); /* releases the flock */
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s->ring);

@@ -3,6 +3,8 @@
  *
  * Layout of the spool directory:
  *   state                      "stream <16 hex digits>\nnext_seq <n>\n"
+ *   lock                       empty; flock'ed by the process that owns
+ *                              the spool (one agent per directory)
  *   00000000000000000042.vgb   one encoded batch (vg_wire_encode), named
  *                              by its sequence number, 20 digits
  *   .tmp-*                     a write in progress (ignored, removed at open)
@@ -30,9 +32,14 @@
 
 struct vg_spool;
 
-/* Open (creating if needed) the spool at dir, scan it (oldest first) and
- * clean temporary files. max_batches >= 1. 0, -EINVAL, -ENOMEM, or a
- * negative errno from the file system (-EACCES, -ENOTDIR...). */
+#define VG_SPOOL_LOCK "lock"
+
+/* Open (creating if needed) the spool at dir, lock it (an exclusive
+ * flock on dir/VG_SPOOL_LOCK, held until vg_spool_close), scan it (oldest
+ * first) and clean temporary files. max_batches >= 1. 0, -EINVAL,
+ * -ENOMEM, -EBUSY when another open spool (this process's or another's)
+ * holds the lock: vg_fs_flock_holder on dir/VG_SPOOL_LOCK names its pid;
+ * or a negative errno from the file system (-EACCES, -ENOTDIR...). */
 int vg_spool_open(const char *dir, uint32_t max_batches, struct vg_spool **out);
 
 /* Close and free. Files stay on disk. Accepts NULL. */

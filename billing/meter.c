@@ -197,6 +197,9 @@ enum {
 	Q_SIGHT_PUT,
 	Q_SIGHT_GC,
 	Q_LOCK_WAIT_PG,
+	Q_SILENCE_PUT,
+	Q_SILENCE_AT,
+	Q_RUN_START,
 	NQ
 };
 
@@ -316,6 +319,16 @@ static const char *const sql[NQ] = {
 	/* PostgreSQL only: this transaction's bound on a lock wait, in ms
 	 * (SET LOCAL; "Bounded lock waits" above) */
 	[Q_LOCK_WAIT_PG] = "SELECT set_config('lock_timeout', ?1, true)",
+	/* an instance's silences while running (observe_instance; billing
+	 * schema step 7), and the one that holds ?2 (apply_event) */
+	[Q_SILENCE_PUT] = "INSERT INTO sighting_gaps(resource,from_ms,to_ms) "
+			  "VALUES(?1,?2,?3) ON CONFLICT(resource,from_ms) DO NOTHING",
+	[Q_SILENCE_AT] = "SELECT from_ms FROM sighting_gaps WHERE resource=?1 AND "
+			 "from_ms<?2 AND to_ms>=?2 ORDER BY from_ms DESC LIMIT 1",
+	/* the last transition of a resource before ?2 (silence_ends) */
+	[Q_RUN_START] = "SELECT time_ms,kind,exact FROM transitions WHERE "
+			"resource=?1 AND time_ms<?2 ORDER BY time_ms DESC,kind DESC "
+			"LIMIT 1",
 };
 
 /* Project names last written (names.c): a batch repeats its projects'
@@ -1877,6 +1890,13 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
  * transition, announced late; it replaces the inference. */
 #define EVENT_LATE_MS 5000
 
+/* A stretch between two polls that saw an instance running, longer than
+ * this, is kept as a silence (table sighting_gaps): an exact start inside it
+ * that arrives after the later poll ends the run at the earlier one, as
+ * it does delivered in order. Far above any poll interval in use (10 s
+ * by default), so a steady poll writes nothing more. */
+#define SILENCE_MS (10 * 60 * 1000LL)
+
 /* An exact event at t of `kind`: replace an inferred transition of the
  * same kind whose window holds t (or ends at most EVENT_LATE_MS before
  * it). *done = 1 if one was replaced. */
@@ -1995,20 +2015,26 @@ static int resume_moved(struct vg_bill_meter *m, struct mres *r, int64_t t,
 }
 
 /* r, running on the timeline, is reported started at t after its last
- * sighting. If its run was seen by no poll after the one that inferred
- * its start, that inferred start is removed (*moved = 1): the start at t
- * replaces it, rather than leaving a run of one instant (billed the
- * minimum) before it. */
-static int silence_ends(struct vg_bill_meter *m, struct mres *r, int64_t t, int *moved)
+ * sighting before t, from (r->last_seen_ms; or, late = 1, for a start
+ * delivered after later polls, the start of the silence that holds t,
+ * and the run is the one at t). If its run
+ * was seen by no poll after the one that inferred its start, that
+ * inferred start is removed (*moved = 1): the start at t replaces it,
+ * rather than leaving a run of one instant (billed the minimum) before
+ * it. */
+static int silence_ends(struct vg_bill_meter *m, struct mres *r, int64_t from, int64_t t,
+			int late, int *moved)
 {
 	struct vg_db_stmt *s;
 	int64_t at;
 	int rc, kind, exact;
 
 	*moved = 0;
-	if ((rc = q(m, Q_TAIL, &s)))
+	if ((rc = q(m, late ? Q_RUN_START : Q_TAIL, &s)))
 		return rc;
 	vg_db_bind_text(s, 1, r->id);
+	if (late)
+		vg_db_bind_int64(s, 2, t);
 	rc = vg_db_step(s);
 	if (rc != 1) {
 		vg_db_reset(s);
@@ -2018,7 +2044,7 @@ static int silence_ends(struct vg_bill_meter *m, struct mres *r, int64_t t, int 
 	kind = (int)vg_db_column_int64(s, 1);
 	exact = (int)vg_db_column_int64(s, 2);
 	vg_db_reset(s);
-	if (kind != VG_BILL_T_START || exact || at < r->last_seen_ms || at >= t)
+	if (kind != VG_BILL_T_START || exact || at < from || at >= t)
 		return 0;
 	if ((rc = q(m, Q_DEL, &s)))
 		return rc;
@@ -2029,6 +2055,29 @@ static int silence_ends(struct vg_bill_meter *m, struct mres *r, int64_t t, int 
 		return rc;
 	*moved = 1;
 	return 0;
+}
+
+/* The start of the silence of r (a stretch longer than SILENCE_MS
+ * between two polls that saw it running, observe_instance) that holds t:
+ * *from, *found = 1; or *found = 0. */
+static int silence_at(struct vg_bill_meter *m, const struct mres *r, int64_t t,
+		      int64_t *from, int *found)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	*found = 0;
+	if ((rc = q(m, Q_SILENCE_AT, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, r->id);
+	vg_db_bind_int64(s, 2, t);
+	rc = vg_db_step(s);
+	if (rc == 1) {
+		*from = vg_db_column_int64(s, 0);
+		*found = 1;
+	}
+	vg_db_reset(s);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -2171,19 +2220,36 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
 				goto out;
 			changed = 1;
 		}
-		if (kind == VG_BILL_T_START && (st.state & ST_RUNNING) && here &&
-		    (!inferred || initial) && r.found && r.last_seen_ms != INT64_MIN &&
-		    r.last_seen_ms < t) {
+		int64_t from = lo;
+		int late = 0;
+		int silent = kind == VG_BILL_T_START && (st.state & ST_RUNNING) && here &&
+			     (!inferred || initial) && r.found && r.last_seen_ms != INT64_MIN;
+		if (silent && r.last_seen_ms >= t) {
+			/* Delivered after polls that followed it (another
+			 * stream's batch, sent late): it ends the silence
+			 * that holds it, as it would have in order. */
+			struct tstate before;
+			silent = 0;
+			late = 1;
+			/* running just before it (not this start applied
+			 * again: a re-delivery changes nothing) */
+			if (!inferred && (rc = state_at(m, &r, t - 1, &before)))
+				goto out;
+			if (!inferred && (before.state & ST_RUNNING) &&
+			    (rc = silence_at(m, &r, t, &from, &silent)))
+				goto out;
+		}
+		if (silent) {
 			/* Started while the timeline says running: it was not
 			 * running just before (or, for the agent's first poll,
 			 * nobody watched it). The run ends at its last sighting
 			 * and a new one starts here: a silence ended by a start
 			 * is never billed. */
 			int moved = 0;
-			if ((rc = silence_ends(m, &r, t, &moved)))
+			if ((rc = silence_ends(m, &r, from, t, late, &moved)))
 				goto out;
 			if (!moved) {
-				struct trans tr = {lo, VG_BILL_T_STOP, 0, lo, t, NULL, -1};
+				struct trans tr = {from, VG_BILL_T_STOP, 0, from, t, NULL, -1};
 				if ((rc = record(m, &r, &tr)))
 					goto out;
 			}
@@ -2348,7 +2414,7 @@ static int observe_instance(struct vg_bill_meter *m, struct mres *r,
 	int64_t t = res->time_ms, lo = r->found ? r->last_seen_ms : 0;
 	struct flavor f;
 	struct tstate st;
-	int rc, running;
+	int rc, running, was_running = r->found && (r->state & ST_RUNNING);
 
 	if (lo == INT64_MIN)
 		lo = 0;
@@ -2436,6 +2502,19 @@ static int observe_instance(struct vg_bill_meter *m, struct mres *r,
 	if (fch) {
 		struct trans tr = {t, VG_BILL_T_FLAVOR, 0, lo, t, &nf, -1};
 		if ((rc = record(m, r, &tr)))
+			return rc;
+	}
+	if (running && was_running && lo > 0 && t - lo > SILENCE_MS) {
+		/* Seen running on both sides of a silence: kept, so a
+		 * start inside it that arrives later still ends the run
+		 * there (apply_event). */
+		struct vg_db_stmt *s;
+		if ((rc = q(m, Q_SILENCE_PUT, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, r->id);
+		vg_db_bind_int64(s, 2, lo);
+		vg_db_bind_int64(s, 3, t);
+		if ((rc = step_done(s)))
 			return rc;
 	}
 	return 0;

@@ -13,7 +13,7 @@
  * of it is left and the backend synced); a segment with a value that
  * could not be written is kept as <id>.kept for the operator instead.
  * One process owns a journal: flock on its directory. Who holds it is
- * read from /proc/locks (vg_journal_holder): no pid file to go stale.
+ * read from /proc/locks (vg_fs_flock_holder): no pid file to go stale.
  *
  * Invariants:
  *  - a record is appended whole or cut back off (ftruncate); when it
@@ -33,7 +33,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "vigie/fsutil.h"
@@ -93,33 +92,6 @@ int vg_journal_open(struct vg_journal *j, const char *dir, char *err,
 		return rc;
 	}
 	return 0;
-}
-
-long vg_journal_holder(const char *dir)
-{
-	struct stat st;
-	char line[512], want[96];
-	FILE *fp;
-	long pid = 0;
-
-	if (stat(dir, &st))
-		return -errno;
-	snprintf(want, sizeof(want), "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
-		 (unsigned long long)st.st_ino);
-	if (!(fp = fopen("/proc/locks", "re")))
-		return -errno;
-	while (fgets(line, sizeof(line), fp)) {
-		char kind[16], adv[16], mode[16], dev[96];
-		long p;
-		/* "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF" */
-		if (sscanf(line, "%*[^:]: %15s %15s %15s %ld %95s", kind, adv, mode, &p, dev) == 5 &&
-		    !strcmp(kind, "FLOCK") && !strcmp(dev, want)) {
-			pid = p;
-			break;
-		}
-	}
-	fclose(fp);
-	return pid;
 }
 
 void vg_journal_close(struct vg_journal *j)

@@ -48,10 +48,6 @@ struct vg_journal {
  * with a message in err. */
 int vg_journal_open(struct vg_journal *j, const char *dir, char *err,
 		    size_t errlen);
-/* The pid holding the flock of journal directory dir (/proc/locks; a pid
- * of another pid namespace as the kernel shows it), 0 if none, or
- * -errno (-ENOENT: no such directory). */
-long vg_journal_holder(const char *dir);
 /* Close the active segment and the lock, free the buffer. Accepts a
  * journal whose open failed (or one with both fds set to -1). */
 void vg_journal_close(struct vg_journal *j);

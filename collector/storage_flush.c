@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "vigie/clock.h"
+#include "vigie/fsutil.h"
 #include "vigie/storage_cmd.h"
 #include "vigie/store.h"
 #include "collector/journal.h"
@@ -242,7 +243,7 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 	snprintf(jdir, sizeof(jdir), "%s/journal", cfg->collector_data_dir);
 	snprintf(done, sizeof(done), "%s/" DONE_FILE, cfg->collector_data_dir);
 	for (int attempt = 0;; attempt++) {
-		pid = vg_journal_holder(jdir);
+		pid = vg_fs_flock_holder(jdir);
 		if (pid < 0 && pid != -ENOENT) {
 			fprintf(errf, PROG ": %s: %s\n", jdir, strerror((int)-pid));
 			return 1;

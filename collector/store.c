@@ -3555,19 +3555,10 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
  * whose, -EBUSY. */
 static int refuse_busy(struct vg_store *s, const char *data_dir, char *err, size_t errlen)
 {
-	char comm[64] = "", path[64];
-	long pid = vg_journal_holder(s->j.dir);
-	FILE *fp;
+	char comm[64];
+	long pid = vg_fs_flock_holder(s->j.dir);
 
-	if (pid > 0) {
-		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-		if ((fp = fopen(path, "re"))) {
-			if (!fgets(comm, sizeof(comm), fp))
-				comm[0] = '\0';
-			comm[strcspn(comm, "\n")] = '\0';
-			fclose(fp);
-		}
-	}
+	vg_fs_pid_comm(pid, comm, sizeof(comm));
 	if (pid > 0)
 		snprintf(err, errlen,
 			 "store: data directory %s is in use by another process (pid %ld%s%s): "

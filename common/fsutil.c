@@ -4,6 +4,9 @@
  * vg_fs_mkdir_p walks the path once, creating each prefix that ends at a
  * '/', then the path itself; EEXIST on any component is success, as with
  * `mkdir -p`, so two processes creating the same tree do not race.
+ * vg_fs_flock_holder finds who holds a directory's lock (the collector's
+ * journal, the agent's spool) by the file's device and inode in
+ * /proc/locks, so neither keeps a pid file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "vigie/fsutil.h"
@@ -95,4 +99,50 @@ int vg_fs_raise_nofile(uint64_t *soft, uint64_t *hard)
 	*soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 	*hard = rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_max;
 	return rc;
+}
+
+long vg_fs_flock_holder(const char *path)
+{
+	struct stat st;
+	char line[512], want[96];
+	FILE *fp;
+	long pid = 0;
+
+	if (stat(path, &st))
+		return -errno;
+	snprintf(want, sizeof(want), "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
+		 (unsigned long long)st.st_ino);
+	if (!(fp = fopen("/proc/locks", "re")))
+		return -errno;
+	while (fgets(line, sizeof(line), fp)) {
+		char kind[16], adv[16], mode[16], dev[96];
+		long p;
+		/* "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF" */
+		if (sscanf(line, "%*[^:]: %15s %15s %15s %ld %95s", kind, adv, mode, &p, dev) == 5 &&
+		    !strcmp(kind, "FLOCK") && !strcmp(dev, want)) {
+			pid = p;
+			break;
+		}
+	}
+	fclose(fp);
+	return pid;
+}
+
+void vg_fs_pid_comm(long pid, char *comm, size_t len)
+{
+	char path[64];
+	FILE *fp;
+
+	if (!len)
+		return;
+	comm[0] = '\0';
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	if ((fp = fopen(path, "re"))) {
+		if (!fgets(comm, (int)len, fp))
+			comm[0] = '\0';
+		comm[strcspn(comm, "\n")] = '\0';
+		fclose(fp);
+	}
 }

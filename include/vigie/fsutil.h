@@ -1,7 +1,8 @@
 /*
  * vigie — small file-system helpers every component needs
  * (common/fsutil.c): creating a data directory and its parents, making a
- * rename or link durable, asking for free space, the open-file limit.
+ * rename or link durable, asking for free space, the open-file limit,
+ * naming the holder of a flock.
  */
 #ifndef VIGIE_FSUTIL_H
 #define VIGIE_FSUTIL_H
@@ -36,5 +37,15 @@ int vg_fs_short_of_fds(int err);
  * systemd unit that filters @resources refuses it, LimitNOFILE sets
  * it there). */
 int vg_fs_raise_nofile(uint64_t *soft, uint64_t *hard);
+
+/* The pid holding a flock on path (a file or a directory), read from
+ * /proc/locks: no pid file to go stale. A pid of another pid namespace
+ * is as the kernel shows it. 0 if none holds one, or -errno (-ENOENT: no
+ * such path; /proc/locks unreadable). Thread-safe. */
+long vg_fs_flock_holder(const char *path);
+
+/* The name of process pid (/proc/<pid>/comm) in comm, or "" when it
+ * cannot be read. Thread-safe. */
+void vg_fs_pid_comm(long pid, char *comm, size_t len);
 
 #endif

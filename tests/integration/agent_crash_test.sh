@@ -41,7 +41,7 @@ eq "spool is empty" "$(find "$SPOOL" -maxdepth 1 -name '*.vgb' | wc -l)" 0
 eq "no batch was rejected (no torn batch file was sent)" \
   "$(find "$SPOOL/rejected" -type f 2>/dev/null | wc -l)" 0
 eq "no leftover temporary files in the spool" \
-  "$(find "$SPOOL" -maxdepth 1 -type f ! -name '*.vgb' ! -name state | wc -l)" 0
+  "$(find "$SPOOL" -maxdepth 1 -type f ! -name '*.vgb' ! -name state ! -name lock | wc -l)" 0
 stop_pid "$COLLECTOR_PID"
 
 lines=$(grep -ho 'accepted batch host=ac-host stream=[0-9a-f]* seq=[0-9]*' "$TMP"/collector.log)

@@ -9,7 +9,9 @@
 #     the last sighting before the silence, and from the start
 #     (docs/billing.md "A silence that ends with a start is not billed");
 #     with no event at all it stays one run (docs/billing.md "A silence
-#     with no start at its end");
+#     with no start at its end"). The same STARTED delivered after the
+#     later polls (a second stream of the host) was ignored: one piece
+#     T0..T0+3 h; it must give the bill of the events in order;
 #   - a tenant's point on its instance (POST /v1/measures, "+9m") moved
 #     the instance's last_seen nine minutes into the future; published
 #     measures are values, never an observation (docs/api.md).
@@ -45,6 +47,15 @@ send() {
 check "an exact STARTED ends a silence" send vmH4 "event=1"
 check "the agent's first poll after its restart ends one" send vmH5 'event=1 detail={"initial":true,"derived":true}'
 check "a silence with no event" send vmH6 ""
+# late ID SECONDS: the polls of ID with no event, then, from a second
+# stream of the host, its exact STARTED at T0+SECONDS delivered afterwards
+late() {
+  send "$1" "" &&
+    printf '%s\n' "$(((T0 + $2) * 1000)) instance $1 power.state=1 project=alpha flavor=m1.small event=1" |
+    "$SEND" --collector "tcp://127.0.0.1:$PORT" --host "h-$1" --stream 2 >>"$TMP/send-$1.log" 2>&1
+}
+check "the same STARTED, delivered after the later polls" late vmH7 10680
+check "a STARTED inside the silence, delivered after the later polls" late vmH8 10650
 
 # pieces ID: the compute line's usage pieces of instance ID, "from-to ..."
 pieces() {
@@ -62,6 +73,11 @@ qty() {
 }
 eq "... billed two minutes" "$(qty vmH4)" 120000
 eq "initial: the same" "$(pieces vmH5)" "$TWO"
+eq "late STARTED: the bill of the order of events" "$(pieces vmH7)" "$TWO"
+eq "... billed two minutes" "$(qty vmH7)" 120000
+eq "late STARTED inside the silence: up to the last sighting before it, and from it" \
+  "$(pieces vmH8)" "$(iso "$T0")-$(iso $((T0 + 60))) $(iso $((T0 + 10650)))-$(iso $((T0 + 10740)))"
+eq "... billed 150 s" "$(qty vmH8)" 150000
 eq "no event: one run through the silence" "$(pieces vmH6)" "$(iso "$T0")-$(iso $((T0 + 10740)))"
 eq "... billed whole" "$(qty vmH6)" 10740000
 

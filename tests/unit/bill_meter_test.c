@@ -537,6 +537,43 @@ static void silence_case(struct fx *f, const char *id, const char *detail)
 	vg_bill_usage_clear(&u);
 }
 
+/* Polls at 13:06 and 13:07, then 16:06 and 16:07 of day, no event; an
+ * exact STARTED at 16:05 arrives afterwards in a batch of its own (a
+ * second stream of the host, delivered later). With stop, a STOPPED at
+ * 14:00 arrives before it, late too. The bill is the one the events
+ * give delivered in order: the run ends at 13:07 (or 14:00), another
+ * begins at 16:05. */
+static void silence_late_case(struct fx *f, const char *id, const char *day, int stop)
+{
+	struct vg_bill_usage u;
+	char t[4][32], ev[32], st[32];
+	const char *hm[4] = {"13:06", "13:07", "16:06", "16:07"};
+
+	for (int i = 0; i < 4; i++) {
+		snprintf(t[i], sizeof(t[i]), "%sT%s:00Z", day, hm[i]);
+		begin(f, t[i]);
+		inst(f, id, t[i], 1);
+		commit(f);
+	}
+	snprintf(ev, sizeof(ev), "%sT16:05:00Z", day);
+	snprintf(st, sizeof(st), "%sT14:00:00Z", day);
+	if (stop) {
+		begin(f, t[3]);
+		event(f, id, VG_EV_STOPPED, st);
+		commit(f);
+	}
+	begin(f, t[3]);
+	event(f, id, VG_EV_STARTED, ev);
+	commit(f);
+	load(f, "2026-09", &u);
+	assert_int_equal(nseg(&u, id, VG_BILL_U_COMPUTE), 2);
+	assert_int_equal(seg(&u, id, VG_BILL_U_COMPUTE, 0)->start_ms, T(t[0]));
+	assert_int_equal(seg(&u, id, VG_BILL_U_COMPUTE, 0)->end_ms, T(stop ? st : t[1]));
+	assert_int_equal(seg(&u, id, VG_BILL_U_COMPUTE, 1)->start_ms, T(ev));
+	assert_int_equal(seg(&u, id, VG_BILL_U_COMPUTE, 1)->end_ms, T(t[3]));
+	vg_bill_usage_clear(&u);
+}
+
 static void test_silence_ended_by_start(void **state)
 {
 	struct fx *f = fx_get(state);
@@ -558,6 +595,29 @@ static void test_silence_ended_by_start(void **state)
 			 T("2026-09-02T00:00:30Z"));
 	assert_int_equal(seg(&u, "vmH6", VG_BILL_U_COMPUTE, 0)->end_ms,
 			 T("2026-09-02T00:00:40Z"));
+	vg_bill_usage_clear(&u);
+
+	/* the same start delivered late, after the polls that followed the
+	 * silence (another stream's batch): the bill is the one in order,
+	 * 13:06-13:07 and 16:05 on, not one run 13:06-16:06 */
+	silence_late_case(f, "vmH7", "2026-09-03", 1);
+	silence_late_case(f, "vmH8", "2026-09-04", 0);
+	/* seen by one poll before the silence: the run starts at the start */
+	begin(f, "2026-09-05T13:06:00Z");
+	inst(f, "vmH9", "2026-09-05T13:06:00Z", 1);
+	commit(f);
+	begin(f, "2026-09-05T16:06:00Z");
+	inst(f, "vmH9", "2026-09-05T16:06:00Z", 1);
+	commit(f);
+	begin(f, "2026-09-05T16:07:00Z");
+	event(f, "vmH9", VG_EV_STARTED, "2026-09-05T16:05:00Z");
+	commit(f);
+	load(f, "2026-09", &u);
+	assert_int_equal(nseg(&u, "vmH9", VG_BILL_U_COMPUTE), 1);
+	assert_int_equal(seg(&u, "vmH9", VG_BILL_U_COMPUTE, 0)->start_ms,
+			 T("2026-09-05T16:05:00Z"));
+	assert_int_equal(seg(&u, "vmH9", VG_BILL_U_COMPUTE, 0)->end_ms,
+			 T("2026-09-05T16:06:00Z"));
 	vg_bill_usage_clear(&u);
 }
 
@@ -691,7 +751,7 @@ static void test_adopts_old_billing_db(void **state)
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_int_equal(vg_db_schema_version(vg_bill_meter_db(f->m), "billing", &v), 0);
-	assert_int_equal(v, 6);
+	assert_int_equal(v, 7);
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
 				       "SELECT name FROM bill_project_names WHERE project = 'p'", &st),
 			 0);

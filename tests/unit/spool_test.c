@@ -2,7 +2,8 @@
  * spool_test.c — the agent's on-disk spool: write, reopen (resume, same
  * stream), strict order, the bound drops the oldest, temporary files are
  * ignored and cleaned, rejected batches move aside, a lost state file is
- * recovered from the batch files.
+ * recovered from the batch files, one owner at a time (a second open of
+ * a spool in use is -EBUSY, its holder named by vg_fs_flock_holder).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include "agent/spool.h"
+#include "vigie/fsutil.h"
 
 static char dir[64];
 
@@ -311,6 +313,27 @@ static void test_bad_dir(void **state)
 	vg_spool_close(NULL);
 }
 
+/* Two agents on one spool shared its stream and next_seq and overwrote
+ * each other's batch files: the second open is refused while the first
+ * holds the spool, and allowed once it is closed. */
+static void test_one_owner(void **state)
+{
+	struct vg_spool *a, *b;
+	char lock[128];
+
+	assert_int_equal(vg_spool_open(dir, 10, &a), 0);
+	assert_int_equal(vg_spool_put(a, vg_spool_next_seq(a), "x", 1, NULL), 0);
+	assert_int_equal(vg_spool_open(dir, 10, &b), -EBUSY);
+	snprintf(lock, sizeof(lock), "%s/" VG_SPOOL_LOCK, dir);
+	assert_int_equal(vg_fs_flock_holder(lock), (long)getpid());
+	assert_int_equal(vg_spool_count(a), 1);
+	vg_spool_close(a);
+	assert_int_equal(vg_fs_flock_holder(lock), 0);
+	assert_int_equal(vg_spool_open(dir, 10, &b), 0);
+	assert_int_equal(vg_spool_next_seq(b), 2);
+	vg_spool_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +344,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reject_and_unreadable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_owner, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
