@@ -66,7 +66,7 @@
  * finds a file behind what the daemon took (unwritten_check: a full disk,
  * a read-only or immutable file) or gone (vanished_check)
  * (docs/operations.md "A file the daemon cannot write"); from the file's
- * header where the collector sees the daemon's files (rb_local,
+ * header where the collector sees the daemon's files (behind_confirm,
  * [storage] daemon_base), by the daemon's INFO otherwise and for a file
  * not found written there.
  *
@@ -436,6 +436,10 @@ struct rb_item {
 #define RB_GONE 3    /* no such file */
 #define RB_UNREAD 4  /* not read (broken, another error), or still moving */
 
+/* behind_confirm's reads: */
+#define CF_FLUSH 1 /* re-reads FLUSH first */
+#define CF_FRESH 2 /* not read yet: the first reads are INFO alone */
+
 struct daemon {
 	char addr[256];
 	pthread_mutex_t mu; /* idle, err */
@@ -547,10 +551,11 @@ struct daemon {
 	/* __atomic: files a sync's read-back found behind what the daemon
 	 * took of ours once FLUSHed (its write failed: unwritten_check) */
 	uint64_t unwritten;
-	/* __atomic: files the read-back read here (rb_local) and by INFO */
+	/* __atomic: files the sync's read-back read here and by INFO
+	 * (behind_confirm) */
 	uint64_t rb_local, rb_info;
 	/* __atomic: the read-back's local read is off for this daemon (its
-	 * probe found daemon_base not to be this daemon's -b: rb_local) */
+	 * probe found daemon_base not to be this daemon's -b: probe_here) */
 	int rb_local_off;
 	/* the files of a sync whose FLUSH passed, read back after it
 	 * (unwritten_check): grown to the largest sync and kept (d->vmu) */
@@ -966,7 +971,7 @@ static void replay_times_done(struct daemon *d, const char *name, int journaled)
 
 static int rb_add(struct daemon *d, const char *name, int64_t want);
 static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item *b, size_t n,
-			   int flush, int site);
+			   int how, int site);
 
 /* NAME, read after its FLUSH or FORGET, is behind WANT, the newest time
  * of ours (HAVE: its last update read): noted in d->rb, which check_sent
@@ -997,7 +1002,7 @@ static int check_behind(struct daemon *d, const char *name, int64_t have, int64_
 static void check_confirm(struct daemon *d, struct vg_rrdcd *c, int forget, size_t *nlost,
 			  int *ret)
 {
-	behind_confirm(d, c, d->rb, d->nrb, !forget, VG_STORE_FLUSH_CHECK);
+	behind_confirm(d, c, d->rb, d->nrb, forget ? 0 : CF_FLUSH, VG_STORE_FLUSH_CHECK);
 	for (size_t i = 0; i < d->nrb; i++) {
 		const struct rb_item *it = &d->rb[i];
 
@@ -1418,52 +1423,104 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
 		d->rb_cap = cap;
 	}
 	d->rb[d->nrb].name = name;
+	d->rb[d->nrb].have = INT64_MIN;
 	d->rb[d->nrb].journaled = 0;
 	d->rb[d->nrb++].want = want;
 	return 0;
 }
 
-/* The files b[0..n) a read-back found behind (each with the last update
- * it read, have), confirmed before any is taken for unwritten (the sync:
- * unwritten_check) or lost (a new connection's check: check_sent).
- * rrdcached 1.7.2 answers a FLUSH "Successfully flushed" at once, without
- * waiting, when a writer thread already took the file's values for
- * another FLUSH of it and is still writing them (its flush_file waits
- * only while values are cached): another connection of this collector's
- * (the receiver's proof FLUSH, an API read), another collector, the
- * daemon's -w timer. An INFO then reads the file before that write
- * lands: a false alarm, which counted the file unwritten (or lost),
- * degraded the daemon and sent its values again, to be refused as
- * already stored. A write in progress shows: librrd updates the file's
- * last update in place (mmap), value by value, and INFO reads the file
- * (tried with the Debian daemon: 20,000 values in 19 archives written in
- * 70 ms, the last update seen from another connection moving 12 times
- * meanwhile; a second FLUSH answered in 51 us). A failed write never
- * moves it. So each file is read again on C, 32 at a time, at once and
- * then after pauses doubling from CONFIRM_PAUSE_MS to
- * CONFIRM_PAUSE_MAX_MS: FLUSH and INFO when FLUSH is set
- * (vg_rrdcd_last_update_many: the FLUSH writes what the daemon took for
- * it since; counted in d->flushes_by[SITE]), INFO alone otherwise (after
- * a FORGET: a FLUSH would write another collector's values taken since,
- * past ours, and hide ours as written). Each item's state says what was
- * found: RB_WRITTEN (it reached want), RB_STILL (its last update stayed
- * where it was for CONFIRM_STALL_MS: not written; have is the last
- * read), RB_GONE (no such file), RB_UNREAD (the connection broke or
- * another error, or still moving at CONFIRM_MAX_MS: a long write). The
- * callers decide. Left: a write that shows no progress for
- * CONFIRM_STALL_MS (its writer thread held that long before the first
- * value) is taken for still (sent again, nothing lost). Costs nothing
- * while every file reads back written; a failed write makes its caller
- * wait CONFIRM_STALL_MS more, once for all its files. */
-static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item *b, size_t n,
-			   int flush, int site)
+/* behind_confirm's probe of the local read: NAME, read at HAVE here, is
+ * at least there for the daemon (INFO on c). 1: trusted; 0: not for this
+ * call (INFO could not tell), or, the daemon's file behind, never again
+ * for this daemon (logged once). */
+static int probe_here(struct daemon *d, struct vg_rrdcd *c, const char *name, int64_t have,
+		      int sync)
 {
+	int64_t last_s = 0;
+	int err = 0;
+
+	if (sync)
+		count(&d->rb_info, 1);
+	if (!vg_rrdcd_connected(c) || vg_rrdcd_info_last_many(c, &name, 1, &last_s, &err) || err)
+		return 0;
+	if (last_s * 1000 + 999 >= have)
+		return 1;
+	__atomic_store_n(&d->rb_local_off, 1, __ATOMIC_RELAXED);
+	vg_warn("storage: %s: %s is at %lld ms in [storage] daemon_base (%s) but at %lld s for "
+		"the daemon: daemon_base is not this daemon's -b, so the read-back asks the "
+		"daemon (INFO) for every file from now on (docs/operations.md \"A file the "
+		"daemon cannot write\")",
+		d->addr, name, (long long)have, d->base, (long long)last_s);
+	return 0;
+}
+
+/* Where a file's last update is read from, for the checks that decide
+ * whether the daemon wrote it (issue 14): the sync's read-back
+ * (unwritten_check), a new connection's check (check_confirm) and the
+ * start replay's reads (replay_read). Each file of b[0..n) is read until
+ * it reaches want (RB_WRITTEN, have its last update read), or what it is
+ * is known: RB_STILL (behind, its last update stayed where it was for
+ * CONFIRM_STALL_MS: not written; have is the last read), RB_GONE (no such
+ * file), RB_UNREAD (the connection broke or another error, or still
+ * moving at CONFIRM_MAX_MS: a long write). The callers decide.
+ *
+ * From the file's header here when the collector sees the daemon's files
+ * ([storage] daemon_base: one local daemon, or its -b mounted here;
+ * vg_rrd_file_last_ms: one open and pread, no round trip), which only
+ * ever passes a file at or past want: one behind, missing or unreadable
+ * here is read by the daemon. Why: rrdcached 1.7.2's INFO costs the
+ * daemon ~100 us per file (it opens, maps and formats the whole file) and
+ * the client a wake-up per answer, as much CPU as the FLUSHed write it
+ * checks (docs/benchmarks.md "The read-back from the daemon's disk"). It
+ * reads what INFO would: INFO prints the very file's header last_up;
+ * librrd sets it once a value's rows are in the mapped file, so a write
+ * in flight shows the old time or one whose values are in the file, and a
+ * stale view (a network file system's cache) is older, never newer. What
+ * it must not trust: a daemon_base that is not this daemon's -b (a copy,
+ * another daemon's) could hold a file ahead of the daemon's. So each call
+ * one file passed here is also read by INFO (the probe): the daemon's
+ * file must be at least as far. If it is not, the local read is turned
+ * off for this daemon (logged once); if INFO could not tell, this call
+ * reads every file by the daemon.
+ *
+ * From the daemon otherwise, 32 at a time on C: INFO alone for a file not
+ * read yet (CF_FRESH: the sync's, just FLUSHed) or after a FORGET (no
+ * CF_FLUSH: a FLUSH would write another collector's values taken since,
+ * past ours, and hide ours as written), FLUSH and INFO for a re-read
+ * with CF_FLUSH (vg_rrdcd_last_update_many: the FLUSH writes what the
+ * daemon took for it since; counted in d->flushes_by[SITE]).
+ *
+ * Why a file found behind is read again. rrdcached 1.7.2 answers a FLUSH
+ * "Successfully flushed" at once, without waiting, when a writer thread
+ * already took the file's values for another FLUSH of it and is still
+ * writing them (its flush_file waits only while values are cached):
+ * another connection of this collector's (the receiver's proof FLUSH, an
+ * API read), another collector, the daemon's -w timer. An INFO then reads
+ * the file before that write lands: a false alarm, which counted the file
+ * unwritten (or lost), degraded the daemon and sent its values again, to
+ * be refused as already stored. A write in progress shows: librrd updates
+ * the file's last update in place (mmap), value by value (tried with the
+ * Debian daemon: 20,000 values in 19 archives written in 70 ms, the last
+ * update seen from another connection moving 12 times meanwhile; a second
+ * FLUSH answered in 51 us). A failed write never moves it. So a file
+ * behind is read again at once and then after pauses doubling from
+ * CONFIRM_PAUSE_MS to CONFIRM_PAUSE_MAX_MS. Left: a write that shows no
+ * progress for CONFIRM_STALL_MS (its writer thread held that long before
+ * the first value) is taken for still (sent again, nothing lost). Costs
+ * nothing while every file reads written; a failed write makes its
+ * caller wait CONFIRM_STALL_MS more, once for all its files. */
+static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item *b, size_t n,
+			   int how, int site)
+{
+	char path[PATH_MAX * 2];
 	const char *names[VG_RRDCD_LAST_MANY_MAX];
 	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
 	int err[VG_RRDCD_LAST_MANY_MAX];
 	size_t idx[VG_RRDCD_LAST_MANY_MAX];
 	int64_t start = vg_monotonic_ms(), pause = 0;
 	size_t nopen = n;
+	int here = d->base && d->base[0] && !__atomic_load_n(&d->rb_local_off, __ATOMIC_RELAXED);
+	int probed = 0, sync = site == VG_STORE_FLUSH_SYNC;
 
 	for (size_t i = 0; i < n; i++) {
 		b[i].seen_ms = start;
@@ -1475,19 +1532,39 @@ static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item 
 			if (left > 0)
 				vg_sleep_ms(pause < left ? pause : left);
 		}
+		int flush = (how & CF_FLUSH) && (pause || !(how & CF_FRESH));
+		int first = !pause;
 		pause = pause ? (pause * 2 < CONFIRM_PAUSE_MAX_MS ? pause * 2 : CONFIRM_PAUSE_MAX_MS)
 			      : CONFIRM_PAUSE_MS;
 		for (size_t at = 0; at < n;) {
 			size_t k = 0;
 			int rc = -ENOTCONN;
 
-			for (; at < n && k < VG_RRDCD_LAST_MANY_MAX; at++)
-				if (b[at].state == RB_OPEN) {
-					idx[k] = at;
-					names[k++] = b[at].name;
+			for (; at < n && k < VG_RRDCD_LAST_MANY_MAX; at++) {
+				struct rb_item *it = &b[at];
+				int64_t have;
+
+				if (it->state != RB_OPEN)
+					continue;
+				if (here) {
+					snprintf(path, sizeof(path), "%s/%s", d->base, it->name);
+					if (!vg_rrd_file_last_ms(path, &have) && have >= it->want &&
+					    (probed || (probed = 1, here = probe_here(d, c, it->name,
+										      have, sync)))) {
+						it->have = have;
+						it->state = RB_WRITTEN;
+						if (sync && first)
+							count(&d->rb_local, 1);
+						continue;
+					}
 				}
+				idx[k] = at;
+				names[k++] = it->name;
+			}
 			if (!k)
 				break;
+			if (sync && first)
+				count(&d->rb_info, k);
 			if (vg_rrdcd_connected(c) && flush) {
 				count(&d->flushes_by[site], k);
 				rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
@@ -1500,6 +1577,7 @@ static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item 
 				int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
 
 				if (!rc && !err[i] && have >= it->want) {
+					it->have = have;
 					it->state = RB_WRITTEN; /* another's write ended */
 				} else if (!rc && !err[i] && have > it->have) {
 					it->have = have; /* a write goes on: wait */
@@ -1535,24 +1613,24 @@ static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item 
  * last), and "Nothing to flush" when its own timer (-w) took it first,
  * the write failed or not; the values are gone from its cache either way,
  * and only its log says so. So the files of d->rb (their FLUSH passed:
- * not refused, not "No such file") are read back after the FLUSHes, INFO
- * on c pipelined VG_RRDCD_LAST_MANY_MAX at a time (one round trip each;
- * INFO reads the file), and a file whose last update is behind the newest
+ * not refused, not "No such file") are read back after the FLUSHes
+ * (behind_confirm: from the file's header here, or INFO on c, which reads
+ * the file), and a file whose last update is behind the newest
  * time the daemon is proven to have taken of ours for it (the entry's
  * floor_ms, set once a call's answer came: not its claim, t_ms, which a
  * send in flight on another thread raised before its values reached the
  * daemon, so a FLUSH may rightly not have written them yet; that send
  * claims the file again once answered, for the next sync) and still
- * behind when behind_confirm read it again (another FLUSH's write of it
- * may have been going on) was not written: counted
+ * behind once read again (another FLUSH's write of it may have been
+ * going on) was not written: counted
  * (unwritten), logged once per file and episode, and marked lost
  * (mark_lost: the store re-sends what the file lacks from its journal,
  * which it keeps meanwhile, so the next sync FLUSHes them again); the
  * daemon's refusal episode starts (flush_sent: degraded in /v1/health,
  * the syncs back off). A file past ours is fine: another collector wrote
  * it since (one writer per series at a time, docs/scaling.md), and what
- * it lacks of ours is for the check after a failure to find. A file INFO
- * finds missing is vanished_check's; one not read (the connection broke,
+ * it lacks of ours is for the check after a failure to find. A file the
+ * daemon finds missing is vanished_check's; one not read (the connection broke,
  * another error) goes back to d->sent and *ret is -EIO. Returns the files
  * found unwritten, the first of them described in why.
  *
@@ -1567,44 +1645,9 @@ static void behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item 
 static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, char *why,
 			      size_t whylen)
 {
-	const char *names[VG_RRDCD_LAST_MANY_MAX];
-	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
-	int err[VG_RRDCD_LAST_MANY_MAX];
-	size_t nbehind = 0;
+	size_t n = d->nrb, nbehind = 0;
 
-	/* the files found behind are gathered at the front of d->rb */
-	for (size_t at = 0; at < d->nrb;) {
-		size_t k = d->nrb - at < VG_RRDCD_LAST_MANY_MAX ? d->nrb - at
-								: VG_RRDCD_LAST_MANY_MAX;
-		const struct rb_item *it = d->rb + at;
-		int rc = -ENOTCONN;
-
-		for (size_t i = 0; i < k; i++)
-			names[i] = it[i].name;
-		if (vg_rrdcd_connected(c))
-			rc = vg_rrdcd_info_last_many(c, names, k, last_s, err);
-		count(&d->rb_info, k);
-		for (size_t i = 0; i < k; i++) {
-			int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
-
-			if (!rc && !err[i] && have >= it[i].want)
-				continue; /* written (or past ours: another's) */
-			if (!rc && err[i] == -ENOENT && vanished_check(d, c, names[i], it[i].want, err[i]))
-				continue;
-			if (rc || err[i]) {
-				put_back(d, names[i]); /* read again next sync */
-				*ret = -EIO;
-				continue;
-			}
-			/* behind: confirmed below (behind_confirm) */
-			d->rb[nbehind] = it[i];
-			d->rb[nbehind++].have = have;
-		}
-		at += k;
-	}
-	size_t n = nbehind;
-	behind_confirm(d, c, d->rb, n, 1, VG_STORE_FLUSH_SYNC);
-	nbehind = 0;
+	behind_confirm(d, c, d->rb, n, CF_FLUSH | CF_FRESH, VG_STORE_FLUSH_SYNC);
 	for (size_t i = 0; i < n; i++) {
 		const struct rb_item *it = &d->rb[i];
 		int logged;
@@ -1650,7 +1693,7 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 }
 
 /* 1 when a file whose FLUSH answered ERR goes to the read-back and is
- * read here (rb_local): its vanished_check by the daemon_base is then
+ * read here (behind_confirm): its vanished_check by the daemon_base is then
  * the read-back's (missing here, it goes to INFO, whose "No such file"
  * is vanished_check's), so the FLUSH's answer is not followed by a stat
  * of the same file. */
@@ -1658,81 +1701,6 @@ static int rb_reads_here(struct daemon *d, int verify, int64_t floor, int err)
 {
 	return verify && !err && floor != INT64_MIN && d->base && d->base[0] &&
 	       !__atomic_load_n(&d->rb_local_off, __ATOMIC_RELAXED);
-}
-
-/* The read-back where the collector sees the daemon's files ([storage]
- * daemon_base: one local daemon, or its -b mounted here). Each file of
- * d->rb is read here, its header's last update (vg_rrd_file_last_ms: one
- * open and pread, no round trip), and one found at or past the newest
- * time of ours the daemon took (the same bar as unwritten_check's) leaves
- * d->rb: written. The rest (behind, missing, unreadable, a layout the
- * header read does not know) stay for unwritten_check's INFO, which
- * decides as before: the local read only ever takes out files the
- * daemon's INFO would pass, it never declares one unwritten itself.
- * Why: rrdcached 1.7.2's INFO costs the daemon ~100 us per file (it
- * opens, maps and formats the whole file) and the client a wake-up per
- * answer, as much CPU as the FLUSHed write it checks (docs/benchmarks.md
- * "The read-back from the daemon's disk").
- *
- * Why it reads the same thing INFO would. INFO opens the very file and
- * prints its header's last_up; the daemon's write of it is over once its
- * FLUSH answered (the writer thread signals it after rrd_update_r
- * returned). A write of it still in flight (newer values, taken by the
- * daemon's -w timer) is seen half done at worst: librrd sets last_up once
- * a value's rows are in the mapped file, so the header can only show the
- * old time (behind: INFO decides) or one whose values are in the file,
- * which INFO read a moment later would show too. A stale view (a network
- * file system's cache) is older, never newer: INFO again.
- *
- * What it must not trust: a daemon_base that is not this daemon's -b (a
- * copy, another daemon's) could hold a file ahead of the daemon's. So
- * each sync one file the local read passed is also read by INFO (the
- * probe, one round trip): the daemon's file must be at least as far as
- * what was read here a moment before. If it is not, the local read is
- * turned off for this daemon (logged once) and every file goes to INFO;
- * if INFO could not tell, this sync's files all go to INFO. */
-static void rb_local(struct daemon *d, struct vg_rrdcd *c)
-{
-	char path[PATH_MAX * 2];
-	size_t keep = 0, i = 0;
-	int probed = 0;
-
-	if (!d->nrb || !d->base || !d->base[0] ||
-	    __atomic_load_n(&d->rb_local_off, __ATOMIC_RELAXED) || !vg_rrdcd_connected(c))
-		return;
-	for (; i < d->nrb; i++) {
-		const struct rb_item it = d->rb[i];
-		int64_t have;
-
-		snprintf(path, sizeof(path), "%s/%s", d->base, it.name);
-		if (vg_rrd_file_last_ms(path, &have) || have < it.want) {
-			d->rb[keep++] = it; /* INFO decides */
-			continue;
-		}
-		if (!probed) {
-			const char *name = it.name;
-			int64_t last_s = 0;
-			int err = 0;
-
-			probed = 1;
-			count(&d->rb_info, 1);
-			if (vg_rrdcd_info_last_many(c, &name, 1, &last_s, &err) || err)
-				return; /* every file to INFO (d->rb as it was) */
-			if (last_s * 1000 + 999 < have) {
-				__atomic_store_n(&d->rb_local_off, 1, __ATOMIC_RELAXED);
-				vg_warn("storage: %s: %s is at %lld ms in [storage] daemon_base "
-					"(%s) but at %lld s for the daemon: daemon_base is not "
-					"this daemon's -b, so the sync's read-back asks the "
-					"daemon (INFO) for every file from now on "
-					"(docs/operations.md \"A file the daemon cannot write\")",
-					d->addr, it.name, (long long)have, d->base,
-					(long long)last_s);
-				return;
-			}
-		}
-		count(&d->rb_local, 1);
-	}
-	d->nrb = keep;
 }
 
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
@@ -1821,9 +1789,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		put_back(d, e->key);
 		ret = -EIO;
 	}
-	/* what the FLUSHes passed for is read back (c broken: all back),
-	 * from the daemon's disk where it is seen here, then by INFO */
-	rb_local(d, c);
+	/* what the FLUSHes passed for is read back (c broken: all back) */
 	nunwritten = unwritten_check(d, c, &ret, unwritten, sizeof(unwritten));
 	if (nunwritten && !nrefused) {
 		backoff_step(&d->refused_backoff_ms, &d->refused_until_ms);
@@ -2774,6 +2740,7 @@ struct replay_pre {
 	int state; /* PRE_* */
 	int rc;    /* PRE_READ: 0 or the file's error, as file_last_ms's */
 	int64_t out;
+	int64_t want; /* the newest journaled time */
 	char name[];
 };
 
@@ -2819,8 +2786,10 @@ static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 	if (!d)
 		return;
 	/* no entry (out of memory): the file is read alone, as before */
-	if ((pre = calloc(1, sizeof(*pre) + len + 1)))
+	if ((pre = calloc(1, sizeof(*pre) + len + 1))) {
 		memcpy(pre->name, loc->path, len + 1);
+		pre->want = newest_ms;
+	}
 	/* no times (out of memory): the check FORGETs, as before them */
 	if (ntimes && (rt = malloc(sizeof(*rt) + ntimes * sizeof(rt->t[0])))) {
 		rt->n = ntimes;
@@ -2861,6 +2830,8 @@ static int replay_read(struct daemon *d, struct vg_rrdcd *c, const char *name, i
 	const char *names[VG_RRDCD_LAST_MANY_MAX];
 	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
 	int err[VG_RRDCD_LAST_MANY_MAX], rc;
+	struct rb_item b[VG_RRDCD_LAST_MANY_MAX];
+	size_t bi[VG_RRDCD_LAST_MANY_MAX], nb = 0;
 	const struct vg_hmap_entry *e;
 	size_t k = 1, pos = 0;
 
@@ -2891,6 +2862,21 @@ static int replay_read(struct daemon *d, struct vg_rrdcd *c, const char *name, i
 	pthread_mutex_unlock(&d->mu);
 	count(&d->flushes_by[VG_STORE_FLUSH_READ], k);
 	rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
+	/* a file behind its newest journaled time is read again while
+	 * another FLUSH's write of it goes on (behind_confirm): read half
+	 * written, the replay would re-send values the daemon holds, refused
+	 * as older than its cache entry (a refused duplicate) */
+	for (size_t i = 0; !rc && i < k; i++)
+		if (!err[i] && last_s[i] * 1000 + 999 < g[i]->want) {
+			bi[nb] = i;
+			b[nb++] = (struct rb_item){.name = names[i], .want = g[i]->want, .have = last_s[i] * 1000 + 999};
+		}
+	behind_confirm(d, c, b, nb, CF_FLUSH, VG_STORE_FLUSH_READ);
+	for (size_t j = 0; j < nb; j++) {
+		if (b[j].state == RB_GONE)
+			err[bi[j]] = -ENOENT;
+		last_s[bi[j]] = b[j].have / 1000;
+	}
 	pthread_mutex_lock(&d->mu);
 	for (size_t i = 1; i < k; i++) {
 		g[i]->state = rc ? PRE_UNREAD : PRE_READ;

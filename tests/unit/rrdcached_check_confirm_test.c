@@ -23,7 +23,10 @@
  * where the test hook reads another series: FLUSH then INFO).
  * test_start_replay_check: the check a collector's start replay asks for
  * (the daemon suspect: INFO, PENDING, FORGET then INFO). Without the
- * confirmation both found the file lost.
+ * confirmation both found the file lost. test_start_replay_read: the start
+ * replay's own read of the file (FLUSH then INFO), which re-sent the
+ * values past a half-written read, refused by the daemon as already
+ * stored (59,047 of them); now confirmed the same way.
  *
  * No timing assertion: the test states that the write was going on when
  * the check began (the file's last update read then) and asserts on what
@@ -251,11 +254,69 @@ static void test_start_replay_check(void **state)
 	b->ops->close(b);
 }
 
+/* The start replay's read of a file (replay_read: FLUSH, then INFO) while
+ * another FLUSH writes it. Here the replay's connection was made before
+ * the replay named the file (an idle client: no check of it ran), so the
+ * read is the first of the file: the FLUSH answered at once, INFO read the
+ * file half written, and the replay re-sent the journaled values past
+ * that, which the daemon refused as older than its cache entry (a refused
+ * duplicate: res.retries, res.duplicate). The read is now confirmed as
+ * the checks' are (behind_confirm): a file behind its newest journaled
+ * value is read again while its last update moves. */
+static void test_start_replay_read(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bx, bz;
+	struct vg_rrd_result res;
+	char owners[PATH_MAX], err[256] = "";
+	int64_t last = INT64_MIN;
+
+	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node7", "load.1", &bx), 0);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node8", "load.1", &bz), 0);
+	assert_int_equal(b->ops->last_ms(b, &bz, &last, 0), 0); /* a connection, idle */
+	cache_minutes(f, CONFIRM_MINUTES - 1);
+	int64_t *times = malloc(sizeof(*times) * (CONFIRM_MINUTES - 1));
+	struct vg_rrd_value *v = malloc(sizeof(*v) * (CONFIRM_MINUTES - 1));
+	assert_true(times && v);
+	for (int m = 1; m < CONFIRM_MINUTES; m++)
+		times[m - 1] = MS(T0 + 60 * m);
+	b->ops->replay_note(b, &bx, times[0], MS(FINAL), INT64_MIN, times, CONFIRM_MINUTES - 1);
+
+	int64_t seen = other_flush(f);
+	assert_int_equal(b->ops->last_ms(b, &bx, &last, VG_RRD_REPLAY), 0);
+	flush_done(f);
+	/* what the replay sends: the journaled values past the answer */
+	size_t n = 0;
+	for (int m = 1; m < CONFIRM_MINUTES; m++)
+		if (times[m - 1] > last)
+			v[n++] = (struct vg_rrd_value){times[m - 1], m};
+	memset(&res, 0, sizeof(res));
+	if (n)
+		b->ops->update(b, &bx, v, n, &res);
+	printf("# the replay's read during the other FLUSH: minute %lld of %d (the file's last "
+	       "update at minute %lld when it began); re-sent %zu, refused %llu, duplicate %llu\n",
+	       last == INT64_MIN ? -1LL : (long long)(last / 1000 - T0) / 60, CONFIRM_MINUTES - 1,
+	       (long long)(seen - T0) / 60, n, (unsigned long long)res.retries,
+	       (unsigned long long)res.duplicate);
+	assert_true(seen > T0 && seen < FINAL);
+	assert_int_equal(last, MS(FINAL) + 999);
+	assert_int_equal(res.retries, 0);
+	assert_int_equal(res.duplicate, 0);
+	free(times);
+	free(v);
+	b->ops->close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_running_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_replay_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_replay_read, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
