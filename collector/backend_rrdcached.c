@@ -4453,6 +4453,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].unwritten = __atomic_load_n(&d->unwritten, __ATOMIC_RELAXED);
 		out[n].readback_local = __atomic_load_n(&d->rb_local, __ATOMIC_RELAXED);
 		out[n].readback_info = __atomic_load_n(&d->rb_info, __ATOMIC_RELAXED);
+		out[n].round_trips_skipped = __atomic_load_n(&d->rtt_skips, __ATOMIC_RELAXED);
 		out[n].resend_watch = __atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE);
 		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);

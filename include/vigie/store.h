@@ -394,6 +394,11 @@ struct vg_store_daemon {
 	 * file the local read did not find written, or the local read turned
 	 * off: docs/operations.md "A file the daemon cannot write") */
 	uint64_t readback_local, readback_info;
+	/* the receivers' write-through round trips not started because the
+	 * batch's time left could not hold this daemon's recent round-trip
+	 * time: their values wait for the storage thread (docs/operations.md
+	 * "One deadline per batch") */
+	uint64_t round_trips_skipped;
 	/* files found lost whose re-send is watched now (its refusal as
 	 * older than the file counted in overtaken): each leaves once its
 	 * re-send was decided (written, refused, or the file removed), so
