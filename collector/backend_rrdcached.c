@@ -455,6 +455,12 @@ struct daemon {
 	 * series' directories), "" once a create succeeds (d->mu); the
 	 * state shows it before err, the log has it once per episode. */
 	char create_err[384];
+	/* the files whose create it refused so, each with the time of its
+	 * last refusal (int64_t ms, malloc'd; d->mu): create_err stays
+	 * while one of them, refused within NODIR_STALE_MS, still waits, so
+	 * another series' create that succeeds does not clear the cause
+	 * (/v1/health) between a waiting series' retries (nodir_done) */
+	struct vg_hmap nodir;
 	uint64_t create_errors; /* __atomic: creates refused so */
 	int up;                 /* __atomic: last call reached it */
 	/* __atomic: a call failed (backoff) since the last verification of
@@ -2386,6 +2392,44 @@ static void owner_note(struct rcd *r, const char *name, const char *addr)
 
 /* ---- operations --------------------------------------------------------------- */
 
+/* A refusal of a create for want of directories (d->nodir) ages out
+ * after this: a series that still waits is tried again each second by
+ * the storage thread, a new one each time its agent re-sends the batch;
+ * one no longer tried (its agent gone, the series removed) stops holding
+ * the cause once another create succeeds. */
+#define NODIR_STALE_MS (120 * 1000)
+
+/* path's create refused for want of directories, now. d->mu held. A
+ * failed allocation only leaves it out of the set. */
+static void nodir_note(struct daemon *d, const char *path)
+{
+	int64_t *t = vg_hmap_gets(&d->nodir, path);
+
+	if (!t && (t = malloc(sizeof(*t))) && vg_hmap_puts(&d->nodir, path, t)) {
+		free(t);
+		return;
+	}
+	if (t)
+		*t = vg_monotonic_ms();
+}
+
+/* path's create succeeded: 1 when no other file refused so within
+ * NODIR_STALE_MS still waits (the set then emptied), so the cause can be
+ * cleared; 0 while one does. d->mu held. */
+static int nodir_done(struct daemon *d, const char *path)
+{
+	const struct vg_hmap_entry *e;
+	int64_t now = vg_monotonic_ms();
+	size_t pos = 0;
+
+	free(vg_hmap_dels(&d->nodir, path));
+	while ((e = vg_hmap_next(&d->nodir, &pos)))
+		if (now - *(const int64_t *)e->value < NODIR_STALE_MS)
+			return 0;
+	free_values(&d->nodir);
+	return 1;
+}
+
 /* Whether PATH (under the daemon's -b, a file the daemon answers "No such
  * file" for) is out of reach on the daemon's disk rather than deleted: 0
  * if its directory is there, or if only the series' own directory is
@@ -2533,6 +2577,7 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 			 loc->path, d->addr, (int)strcspn(e, "\n"), e);
 		count(&d->create_errors, 1);
 		pthread_mutex_lock(&d->mu);
+		nodir_note(d, loc->path);
 		first = !d->create_err[0];
 		snprintf(d->create_err, sizeof(d->create_err),
 			 "%.200s: " VG_STORE_CAUSE_NO_DIRS " (the values of new series, and of files deleted with their directory, wait)",
@@ -2568,7 +2613,7 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 	owner_record(r, loc->path, (size_t)(d - r->d));
 	count(&r->stats.files_created, 1);
 	pthread_mutex_lock(&d->mu);
-	if (d->create_err[0]) {
+	if (nodir_done(d, loc->path) && d->create_err[0]) {
 		d->create_err[0] = '\0';
 		vg_info("storage: %s: creates new series again", d->addr);
 	}
@@ -3710,6 +3755,7 @@ static void rcd_close(struct vg_rrd_backend *be)
 		vg_hmap_release(&d->unwritten_logged);
 		free(d->rb);
 		free_values(&d->rpre);
+		free_values(&d->nodir);
 		pthread_mutex_destroy(&d->mu);
 		pthread_mutex_destroy(&d->vmu);
 		pthread_rwlock_destroy(&d->smu);
@@ -4199,6 +4245,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 		vg_hmap_init(&d->jtimes);
 		vg_hmap_init(&d->unwritten_logged);
 		vg_hmap_init(&d->rpre);
+		vg_hmap_init(&d->nodir);
 	}
 	if (!r->nd) {
 		snprintf(err, errlen, "store: backend rrdcached needs [storage] daemons");
@@ -4439,6 +4486,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].unwritten = __atomic_load_n(&d->unwritten, __ATOMIC_RELAXED);
 		out[n].readback_local = __atomic_load_n(&d->rb_local, __ATOMIC_RELAXED);
 		out[n].readback_info = __atomic_load_n(&d->rb_info, __ATOMIC_RELAXED);
+		out[n].round_trips_skipped = __atomic_load_n(&d->rtt_skips, __ATOMIC_RELAXED);
 		out[n].resend_watch = __atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE);
 		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);

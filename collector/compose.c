@@ -176,16 +176,21 @@ static int load_keys(const char *dir, int require, struct vg_keyring **out,
  * opened or created: the API's address, the storage keys that go
  * together, the webhook fence's exceptions, the TLS files, the agents'
  * keys directory, the metric stream's key files and the rate card. 0 with
- * the agents' keyring and the billing service (its rate card) in *ck, or
- * -errno with one line naming the key (and the file) in err: exit 2. */
+ * the agents' keyring, the metric stream's keys (loaded once: the start
+ * joins the cluster with them) and the billing service (its rate card)
+ * in *ck, or -errno with one line naming the key (and the file) in err:
+ * exit 2. */
 struct checked {
 	struct vg_keyring *keys;
+	struct vg_key stream_key, accept_key; /* vg_config_stream_keys */
 	struct vg_bill_service *billing;
 };
 
 static void checked_free(struct checked *ck)
 {
 	vg_keyring_free(ck->keys);
+	vg_sign_key_wipe(&ck->stream_key);
+	vg_sign_key_wipe(&ck->accept_key);
 	vg_bill_service_close(ck->billing);
 	memset(ck, 0, sizeof(*ck));
 }
@@ -226,7 +231,6 @@ static int check_sync_interval(const struct vg_config *cfg, char *err, size_t er
 static int check_start(const struct vg_config *cfg, struct checked *ck, char *err,
 		       size_t errlen)
 {
-	struct vg_key k1, k2;
 	char why[480]; /* err is 512: room for the key before it */
 	int rc;
 
@@ -264,12 +268,10 @@ static int check_start(const struct vg_config *cfg, struct checked *ck, char *er
 		checked_free(ck);
 		return rc;
 	}
-	if ((rc = vg_config_stream_keys(cfg, &k1, &k2, err, errlen))) {
+	if ((rc = vg_config_stream_keys(cfg, &ck->stream_key, &ck->accept_key, err, errlen))) {
 		checked_free(ck);
 		return rc;
 	}
-	vg_sign_key_wipe(&k1);
-	vg_sign_key_wipe(&k2);
 	/* the rate card: read and checked whole (prices, tiers, currency) */
 	if ((rc = vg_bill_service_open(cfg->collector_data_dir, cfg->state_url,
 				       cfg->billing_ratecard, &ck->billing, why,
@@ -505,23 +507,19 @@ static int is_postgres(const char *url)
 }
 
 /* Join the cluster: leases, then the registry and stream (whose first
- * round hands the engine its alarms). 0, or 1 after logging why. */
+ * round hands the engine its alarms), the stream signed with the keys
+ * check_start loaded (none: stream_insecure; a stream without a key was
+ * refused there). 0, or 1 after logging why. */
 static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
-			 struct cluster_ctx *cc, struct vg_cluster **out)
+			 struct cluster_ctx *cc, const struct vg_key *stream_key,
+			 const struct vg_key *accept_key, struct vg_cluster **out)
 {
 	struct vg_cluster_options co;
 	struct vg_consumer cons;
 	char node[256], err[512], instance[128 + PATH_MAX + 2];
 	int64_t lease_ms = (int64_t)(cfg->cluster_lease_s * 1000);
-	struct vg_key stream_key, accept_key;
 	int rc;
 
-	/* the stream is signed unless the operator says otherwise: a
-	 * stream without a key is refused at start (and by `config check`) */
-	if (vg_config_stream_keys(cfg, &stream_key, &accept_key, err, sizeof(err))) {
-		vg_error("%s", err);
-		return 1;
-	}
 	if (cfg->cluster_node[0])
 		snprintf(node, sizeof(node), "%s", cfg->cluster_node);
 	else
@@ -529,8 +527,6 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	if (vg_alarm_lease_open(cfg->state_url, node, lease_ms, &cc->lease, err,
 				sizeof(err))) {
 		vg_error("cluster: %s", err);
-		vg_sign_key_wipe(&stream_key);
-		vg_sign_key_wipe(&accept_key);
 		return 1;
 	}
 	vg_alarm_engine_cluster(cc->alarms, node);
@@ -538,8 +534,8 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	co.url = cfg->state_url;
 	co.node = node;
 	co.stream = cfg->cluster_stream;
-	co.stream_key = stream_key.len ? &stream_key : NULL;
-	co.stream_accept_key = accept_key.len ? &accept_key : NULL;
+	co.stream_key = stream_key->len ? stream_key : NULL;
+	co.stream_accept_key = accept_key->len ? accept_key : NULL;
 	co.stream_window_ms = (int64_t)(cfg->cluster_stream_window_s * 1000);
 	co.api = cfg->collector_http;
 	{ /* one process at a time owns data_dir (its journal's lock) */
@@ -556,8 +552,6 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	co.peer_batch = cluster_peer_batch;
 	co.ctx = cc;
 	rc = vg_cluster_start(&co, out, err, sizeof(err));
-	vg_sign_key_wipe(&stream_key);
-	vg_sign_key_wipe(&accept_key);
 	if (rc) {
 		vg_error("%s", err);
 		return 1;
@@ -1065,10 +1059,12 @@ int main(int argc, char **argv)
 		vg_warn("[cluster] is ignored: several collectors need a "
 			"PostgreSQL [state] url (this one evaluates every alarm)");
 	if (cfg.state_url[0] && is_postgres(cfg.state_url) &&
-	    start_cluster(&cfg, &dispatch, &cctx, &cluster)) {
+	    start_cluster(&cfg, &dispatch, &cctx, &ck.stream_key, &ck.accept_key, &cluster)) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		goto out;
 	}
+	vg_sign_key_wipe(&ck.stream_key); /* the cluster holds its copy */
+	vg_sign_key_wipe(&ck.accept_key);
 	g_cfg = &cfg;
 	g_cluster = cluster; /* SIGHUP re-reads its stream keys */
 	if (vg_api_static_set_dir(cfg.collector_www_dir, err, sizeof(err)))
@@ -1214,5 +1210,7 @@ out:
 	vg_bill_meter_close(meter);
 	vg_bill_service_close(billing);
 	vg_keyring_free(g_keys);
+	vg_sign_key_wipe(&ck.stream_key); /* a start that stopped before the cluster */
+	vg_sign_key_wipe(&ck.accept_key);
 	return status;
 }

@@ -2824,7 +2824,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		      void ***scratch, size_t *scap)
 {
 	uint64_t naccept = 0, ndup = 0, nrej = 0, nerr_file = 0, nerr_mem = 0,
-		 seg = 0;
+		 seg = 0, nuncached = 0;
 	size_t jlen = 0;
 	void **sp;
 	int rc, prefetched = 0;
@@ -3045,9 +3045,19 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 			if (se->npend == se->cap) {
 				uint32_t ncap = se->cap ? se->cap * 2 : s->flush_depth;
 				struct vg_rrd_value *n = realloc(se->pend, ncap * sizeof(*n));
+				if (!n && journal) {
+					/* journaled and not cached: the batch
+					 * waits (RETRY, below) and its re-send
+					 * takes this value (its time is past
+					 * the series' last), each value this
+					 * batch cached already a duplicate then */
+					nuncached++;
+					naccept--;
+					continue;
+				}
 				if (!n) {
-					/* journaled and not cached: counted,
-					 * and its segment is kept */
+					/* the replay: counted, and its segment
+					 * kept (the value is only there) */
 					nerr_mem++;
 					naccept--;
 					s->segkeep[seg % SEG_RING] = 1;
@@ -3092,6 +3102,16 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	count_err(s, VG_STORE_ERR_FILE, nerr_file);
 	count_err(s, VG_STORE_ERR_MEMORY, nerr_mem);
 	count(journal ? &s->stats.values_written : &s->stats.values_replayed, naccept);
+	if (nuncached) {
+		/* no memory to cache a value: never acknowledged as if taken
+		 * (what the batch cached is, and is written; its re-send
+		 * takes the rest once) */
+		count(&s->stats.series_unreachable, 1);
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "no memory to cache %llu value(s) of the batch; answered RETRY",
+			 (unsigned long long)nuncached);
+		return -EAGAIN;
+	}
 	return 0;
 }
 

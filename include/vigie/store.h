@@ -297,16 +297,20 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 			   const struct vg_store_series *more, size_t nmore,
 			   int64_t before_ms, int64_t deadline_ms);
 
-/* Write every cached value to its file now (tests, shutdown), then sync
- * the backend so that the journal segments they were in are retired:
- * after a sync another thread had in progress ends (it may not cover
- * them), with one of its own. 0 when that sync passed: every value
- * written is durable in the backend (rrdcached: its daemon FLUSHed the
- * file and its last update, read back, covers them; vg_store_daemons
- * pending 0). Else the first -errno of the writes, or -EIO when the sync
- * failed (a daemon down, refusing a FLUSH or inside the back-off of an
- * earlier refusal, a loss found; also when no sync could run and the
- * last one had failed), or while values are owed (a daemon or file
+/* Write the cached values to their files now (tests, shutdown), those
+ * of every series but one in back-off (its daemon or its directory did
+ * not take its last write: the storage thread tries it again each
+ * second; its values stay cached, owed, so the call fails as below), then
+ * sync the backend so that the journal segments they were in are
+ * retired: after a sync another thread had in progress ends (it may not
+ * cover them), with one of its own. 0 when that sync passed and nothing
+ * is owed: every value written is durable in the backend (rrdcached: its
+ * daemon FLUSHed the file and its last update, read back, covers them;
+ * vg_store_daemons pending 0); values other threads cached meanwhile
+ * may still be (stats values_pending). Else the first -errno of the
+ * writes, or -EIO when the sync failed (a daemon down, refusing a FLUSH
+ * or inside the back-off of an earlier refusal, a loss found; also when
+ * no sync could run and the last one had failed), or while values are owed (a daemon or file
  * did not take them, or a daemon lost them, and no write has since:
  * they stay cached for it, in stats values_pending): the segments stay
  * in the journal and the storage thread tries again; calling again
@@ -394,6 +398,11 @@ struct vg_store_daemon {
 	 * file the local read did not find written, or the local read turned
 	 * off: docs/operations.md "A file the daemon cannot write") */
 	uint64_t readback_local, readback_info;
+	/* the receivers' write-through round trips not started because the
+	 * batch's time left could not hold this daemon's recent round-trip
+	 * time: their values wait for the storage thread (docs/operations.md
+	 * "One deadline per batch") */
+	uint64_t round_trips_skipped;
 	/* files found lost whose re-send is watched now (its refusal as
 	 * older than the file counted in overtaken): each leaves once its
 	 * re-send was decided (written, refused, or the file removed), so

@@ -661,6 +661,18 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 					      (unsigned long long)dm[i].readback_info);
 			}
 			if (nd)
+				family(b, "vigie_storage_daemon_round_trips_skipped_total", "counter",
+				       "Write-through round trips to the storage daemon not started "
+				       "because the batch's time left could not hold the daemon's "
+				       "recent round-trip time; their values wait for the storage "
+				       "thread (docs/operations.md, \"One deadline per batch\")");
+			for (size_t i = 0; i < nd; i++) {
+				char lab[256];
+				daemon_label(dm[i].address, lab, sizeof(lab));
+				label_sample(b, "vigie_storage_daemon_round_trips_skipped_total",
+					     "daemon", lab, dm[i].round_trips_skipped);
+			}
+			if (nd)
 				family(b, "vigie_storage_daemon_flushes_total", "counter",
 				       "FLUSHes sent to the storage daemon, one per file, by what "
 				       "sent them (docs/operations.md, \"Watching the store's "

@@ -203,6 +203,13 @@ static void test_daemon_without_R_in_health(void **state)
 			 "0\n",
 			 dm.tcp_addr);
 		assert_non_null(strstr(a.body, want));
+		/* no batch's write-through: no round trip skipped */
+		assert_non_null(strstr(
+			a.body, "# TYPE vigie_storage_daemon_round_trips_skipped_total counter\n"));
+		snprintf(want, sizeof(want),
+			 "vigie_storage_daemon_round_trips_skipped_total{daemon=\"%s\"} 0\n",
+			 dm.tcp_addr);
+		assert_non_null(strstr(a.body, want));
 		/* nothing found lost: no re-send watched */
 		assert_non_null(strstr(a.body, "# TYPE vigie_storage_daemon_resend_watch_files gauge\n"));
 		snprintf(want, sizeof(want),

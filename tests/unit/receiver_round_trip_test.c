@@ -247,6 +247,17 @@ static uint64_t daemon_errors(struct fixture *f)
 	return d[0].errors;
 }
 
+/* the write-through round trips not started for the daemon (the time
+ * left could not hold its round-trip estimate): /metrics'
+ * vigie_storage_daemon_round_trips_skipped_total */
+static uint64_t daemon_skips(struct fixture *f)
+{
+	struct vg_store_daemon d[1];
+
+	assert_int_equal(vg_store_daemons(f->store, d, 1), 1);
+	return d[0].round_trips_skipped;
+}
+
 /* vg_store_flush until it passes (the storage thread may be writing) */
 static int flush_all(struct fixture *f)
 {
@@ -264,7 +275,7 @@ static void test_round_trip_not_started(void **state)
 	struct fixture *f = *state;
 	struct vg_receiver_stats cs;
 	struct vg_store_stats ss;
-	uint64_t seq = 1, err0, cut0;
+	uint64_t seq = 1, err0, cut0, skip0;
 
 	/* the files, the daemon answering at once; then batches until one
 	 * is written through whole before its ack (the first ones may reach
@@ -283,6 +294,7 @@ static void test_round_trip_not_started(void **state)
 	err0 = daemon_errors(f);
 	vg_receiver_stats_fn(f->rx, &cs);
 	cut0 = cs.batch_deadline;
+	skip0 = daemon_skips(f);
 
 	/* the daemon slow: each round trip DELAY_MS */
 	__atomic_store_n(&f->delay_ms, DELAY_MS, __ATOMIC_SEQ_CST);
@@ -305,6 +317,9 @@ static void test_round_trip_not_started(void **state)
 		cut0 = cs.batch_deadline;
 		/* no round trip cut under way: no connection closed */
 		assert_int_equal(daemon_errors(f), err0);
+		/* the round trip it did not start, counted */
+		assert_true(daemon_skips(f) > skip0);
+		skip0 = daemon_skips(f);
 	}
 
 	/* every value of every batch written once */

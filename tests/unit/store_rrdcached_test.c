@@ -614,7 +614,9 @@ static void test_daemon_without_R(void **state)
  * Nothing is lost, counted a write error or created elsewhere: node0's
  * values wait in the cache and the journal, the daemon's state says
  * "start rrdcached with -R" (/v1/health's cause) and counts the refusals,
- * the other series are written as usual; restarted with -R, the next try
+ * the other series are written as usual (a new one created in a
+ * directory that is there leaves that cause shown: node0 still waits);
+ * restarted with -R, the next try
  * creates the file (series_recreated) and writes every waiting value. */
 static void test_recreate_daemon_without_R(void **state)
 {
@@ -662,6 +664,16 @@ static void test_recreate_daemon_without_R(void **state)
 	assert_true(dm[0].create_errors >= 1);
 	assert_non_null(strstr(dm[0].error, "start rrdcached with -R"));
 	assert_true(journal_segments(dir) >= 1);
+	/* a new series in a directory that is there (node2's, made by the
+	 * operator) is created: node0 still waits, so the cause stays (it
+	 * was cleared until node0's next try: /v1/health flapped) */
+	snprintf(sub, sizeof(sub), "%s/host/node2", d.base);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(fxs_write_minute(s, "node", 2, 1, 3), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_true(dm[0].cannot_create);
+	assert_non_null(strstr(dm[0].error, "start rrdcached with -R"));
+	snprintf(sub, sizeof(sub), "%s/host/node0", d.base);
 
 	/* restarted with -R: node0's file made again, its values written */
 	restart_with_r(&d);

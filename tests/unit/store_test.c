@@ -1215,6 +1215,96 @@ static void test_removed_series_forgotten(void **state)
 	assert_int_equal(stat(path, &sb), 0);
 }
 
+/* The known set's file (<journal>/known) compacted: written again with
+ * the keys kept only, at the open that finds it holding more than twice
+ * its keys + 4096 records (mostly removals: a create appends a key, a
+ * removal a 0 and the key). NREMOVED series created and removed, keep1
+ * kept; the next open compacts the file to keep1's key; the one after
+ * reads the compacted file: with the host type directory away keep1's
+ * values wait (known: not created again), a removed series is created as
+ * a new one, and its key is appended to the compacted file. */
+#define NREMOVED 1500
+static off_t known_size(const struct fixture *f)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/journal/known", f->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+static void test_known_compacted(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_batch *b;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], err[256], opt[PATH_MAX];
+	struct stat sb;
+
+	if (g_rrdcached) { /* the set is the store's: the files run covers it */
+		printf("# SKIP the known set's compaction: run with the files backend\n");
+		skip();
+	}
+	b = vg_batch_new("h1", 1, 1, MS(T0));
+	assert_non_null(b);
+	for (int i = 0; i < NREMOVED; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "gone%d", i);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL, MS(T0)));
+		assert_int_equal(vg_batch_sample(b, "load1", VG_KIND_GAUGE, 1), 0);
+	}
+	assert_int_equal(vg_store_write_batch(f->s, b), 0);
+	vg_batch_free(b);
+	write_one(f->s, VG_RT_HOST, "keep1", MS(T0), "load1", VG_KIND_GAUGE, 1);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	for (int i = 0; i < NREMOVED; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "gone%d", i);
+		assert_int_equal(vg_store_remove_series(f->s, VG_RT_HOST, id, "load1"), 0);
+	}
+	locate(f->s, VG_RT_HOST, "keep1", "load1", path, sizeof(path), opt, sizeof(opt));
+	vg_store_close(f->s);
+	f->s = NULL;
+	/* NREMOVED + 1 keys, NREMOVED removals of two records each */
+	assert_int_equal(known_size(f), (off_t)(3 * NREMOVED + 1) * 8);
+
+	/* compacted at this open: keep1's key only */
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	vg_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(known_size(f), 8);
+
+	/* rrd/host away; opened on the compacted file (not compacted again) */
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	assert_int_equal(known_size(f), 8);
+	/* keep1 is known: its value waits for the directory */
+	write_one(f->s, VG_RT_HOST, "keep1", MS(T0 + 60), "load1", VG_KIND_GAUGE, 2);
+	(void)vg_store_flush(f->s);
+	vg_store_get_stats(f->s, &st);
+	printf("# compacted: created %llu, pending %llu, dir waiting %llu\n",
+	       (unsigned long long)st.files_created, (unsigned long long)st.values_pending,
+	       (unsigned long long)st.series_dir_waiting);
+	assert_int_equal(st.files_created, 0);
+	assert_int_equal(st.values_pending, 1);
+	assert_int_equal(st.series_dir_waiting, 1);
+	assert_int_equal(stat(path, &sb), -1);
+	/* a removed series is not: created as a new one, its key appended */
+	write_one(f->s, VG_RT_HOST, "gone7", MS(T0 + 60), "load1", VG_KIND_GAUGE, 2);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.files_created, 1);
+	locate(f->s, VG_RT_HOST, "gone7", "load1", path, sizeof(path), opt, sizeof(opt));
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(known_size(f), 16);
+}
+
 /* One resource's directory removed by an operator (rm -r
  * rrd/host/node1) while the store runs, its type directory there: a
  * deletion, not a volume gone. The file is created again (counted in
@@ -1492,6 +1582,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_renamed_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed_restart_synced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removed_series_forgotten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_known_compacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resource_dir_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_away_cache_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volume_replaced, setup, teardown),
