@@ -184,6 +184,7 @@ LIBS_sign_test          := common
 LIBS_spool_test         := agent common
 LIBS_sqlitedb_test      := common
 LIBS_store_cache_test   := collector common
+LIBS_store_flush_wait_test := collector common
 LIBS_store_policy_test  := collector common
 LIBS_rrd_file_test      := collector common
 LIBS_lifecycle_test     := billing collector common

@@ -247,6 +247,10 @@ struct flush_group {
 	int no_connect; /* the receiver's write-through (vg_rrd_item) */
 	int cause;      /* why it is written (enum vg_store_sync_cause): the
 			 * cause of the sync that may follow */
+	/* vg_store.group_seq when its first series was taken; next in
+	 * vg_store.groups while it has series */
+	uint64_t seq;
+	struct flush_group *anext;
 };
 
 struct vg_store {
@@ -265,6 +269,9 @@ struct vg_store {
 	struct slot *tab;       /* open addressing; inserted by the receiver */
 	size_t cap, used;
 	struct series *dhead, *dtail;
+	/* groups started (flush_group.seq); those taken, not yet settled */
+	uint64_t group_seq;
+	struct flush_group *groups;
 	uint64_t cache_max;    /* [storage] cache_values */
 	uint32_t flush_depth;  /* [storage] flush_depth */
 	uint64_t pending;      /* values in all caches (mu) */
@@ -1326,6 +1333,21 @@ static int group_take(struct vg_store *s, struct flush_group *g, struct series *
 	dirty_unlink(s, se);
 	se->flushing = 1;
 	se->deferred = 0;
+	if (g->n == 1) { /* in flight until group_write settles it */
+		g->seq = ++s->group_seq;
+		g->anext = s->groups;
+		s->groups = g;
+	}
+	return 0;
+}
+
+/* Whether a group started at or before seq is still being written (its
+ * values out of every cache, not yet settled). mu held. */
+static int group_in_flight(const struct vg_store *s, uint64_t seq)
+{
+	for (const struct flush_group *g = s->groups; g; g = g->anext)
+		if (g->seq <= seq)
+			return 1;
 	return 0;
 }
 
@@ -1811,6 +1833,12 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 	}
 	g->n = 0;
 	g->nbuf = 0;
+	for (struct flush_group **p = &s->groups; *p; p = &(*p)->anext)
+		if (*p == g) {
+			*p = g->anext;
+			break;
+		}
+	g->anext = NULL;
 	publish_pending(s);
 	pthread_cond_broadcast(&s->done_cv);
 	if (g->no_connect) {
@@ -1930,8 +1958,20 @@ int vg_store_flush(struct vg_store *s)
 	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->mu);
+	uint64_t started = s->group_seq;
 	resend_lost(s);
 	rc = flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
+	/* Groups another thread took before this call (the storage thread's,
+	 * the receiver's write-through) hold values handed in before it,
+	 * out of the cache (flush_all_locked does not see them) but not yet
+	 * on the backend, their journal segments held, their owed values
+	 * still counted: wait for them to settle, or the sync below does not
+	 * cover them and the flush returned 0 with a segment left, or -EIO
+	 * for values on their way (store_flush_wait_test). Each write is
+	 * bounded by the backend's own waits. Groups started after this
+	 * call are not waited for. */
+	while (group_in_flight(s, started))
+		pthread_cond_wait(&s->done_cv, &s->mu);
 	resend_lost(s); /* found by this flush's new connections */
 	/* Another thread's sync (the storage thread's, after its own writes)
 	 * may be running: it took its files before ours were written and
