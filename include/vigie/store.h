@@ -300,7 +300,8 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 /* Write the cached values to their files now (tests, shutdown), those
  * of every series but one in back-off (its daemon or its directory did
  * not take its last write: the storage thread tries it again each
- * second; its values stay cached, owed, so the call fails as below), then
+ * second; its values stay cached, owed, so the call fails as below), wait
+ * for the writes the storage thread had under way when it was called, then
  * sync the backend so that the journal segments they were in are
  * retired: after a sync another thread had in progress ends (it may not
  * cover them), with one of its own. 0 when that sync passed and nothing
