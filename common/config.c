@@ -1208,6 +1208,24 @@ int vg_config_check(const struct vg_config *c, char *err, size_t errlen)
 		return -EINVAL;
 	if (!c->storage_step_s) /* the key's bounds refuse 0 */
 		return 0;
+	/* the store refused these only once the data directory existed
+	 * (exit 1, "bad step, heartbeat or archives", no key named) */
+	if (c->storage_heartbeat_s < c->storage_step_s) {
+		snprintf(err, errlen,
+			 "[storage] heartbeat (%u s) is shorter than [storage] step "
+			 "(%u s): every point would be unknown; set heartbeat to at "
+			 "least the step (600 s by default)",
+			 c->storage_heartbeat_s, c->storage_step_s);
+		return -EINVAL;
+	}
+	if (c->storage_publish_heartbeat_s < c->storage_step_s) {
+		snprintf(err, errlen,
+			 "[storage] publish_heartbeat (%.0f s) is shorter than "
+			 "[storage] step (%u s): set it to at least the step (2d by "
+			 "default)",
+			 c->storage_publish_heartbeat_s, c->storage_step_s);
+		return -EINVAL;
+	}
 	if (tiers_fit_step(c->archives, c->narchives, c->storage_step_s,
 			   "[storage] archives", err, errlen))
 		return -EINVAL;
