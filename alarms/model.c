@@ -1294,6 +1294,29 @@ static void cross_checks(struct pctx *c)
 	check_metric_known(c);
 }
 
+/* An alarm of project P is P's tokens' to read (its state, reasons and
+ * history name resources and values): it watches P alone. Watching
+ * another project, or every one ("*"), is an alarm of no project
+ * ("project": "*"), an administrator's only. A definition stored before
+ * this rule loads as it was. */
+static void cross_projects(struct pctx *c)
+{
+	const struct vg_alarm_def *d = c->d;
+	const char *sel[] = {d->sel.project, d->event_project};
+	const char *field[] = {"selector.project", "event.project"};
+
+	if ((c->pol && c->pol->stored) || !d->project || !strcmp(d->project, "*"))
+		return;
+	for (int i = 0; i < 2; i++)
+		if (sel[i] && strcmp(sel[i], d->project))
+			add_err(c, field[i],
+				"must be the alarm's project '%s': its tokens read the "
+				"alarm's state and history, so an alarm over another "
+				"project or every one (\"%s\") is an alarm of no project "
+				"(\"project\": \"*\", administrators)",
+				d->project, sel[i]);
+}
+
 int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *pol,
 			   struct vg_alarm_def *out, json_t **errors)
 {
@@ -1348,6 +1371,7 @@ int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *pol,
 		out->webhook_fence = 1;
 	else if (!c.has_fence)
 		out->webhook_fence = pol ? pol->webhook_fence_default : 0;
+	cross_projects(&c);
 	cross_checks(&c);
 out:
 	if (c.oom) {

@@ -44,6 +44,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vigie/storage_cmd.h"
 #include "vigie/batch.h"
@@ -383,6 +385,35 @@ static int marks(const struct vg_config *cfg, const char *release, FILE *out, FI
 	return rc ? 1 : 0;
 }
 
+/* Whether dir, which exists, is a vigie data directory: one a collector
+ * or a command of its own ran in has its journal/, registry.db (sqlite
+ * state), rrd/ (files backend) or tokens.db. An offline command given
+ * another directory (a typo in --data-dir naming /tmp or a home) made
+ * journal/, registry.db and rrd/ in it and answered as if it were empty:
+ * 0 (go on: also when dir does not exist, which each command says), or 2
+ * after saying so. */
+static int data_dir_known(const struct vg_config *cfg, const char *cmd, FILE *errf)
+{
+	static const char *const marks[] = {"journal", "registry.db", "rrd", "tokens.db"};
+	const char *dir = cfg->collector_data_dir;
+	char path[4096];
+	struct stat st;
+
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+		return 0;
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, marks[i]);
+		if (!access(path, F_OK))
+			return 0;
+	}
+	fprintf(errf,
+		"vigie-collector storage %s: %s is not a vigie data directory (no journal/, "
+		"registry.db, rrd/ or tokens.db in it): check --data-dir or [collector] "
+		"data_dir\n",
+		cmd, dir);
+	return 2;
+}
+
 int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		       FILE *out, FILE *err)
 {
@@ -423,6 +454,15 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 	     !strcmp(argv[2], "--help"))) {
 		fputs(usage, out);
 		return 0;
+	}
+	/* the commands on the data directory: only on one (flush --help
+	 * answers first) */
+	if (argc >= 2 &&
+	    (!strcmp(argv[1], "stats") || !strcmp(argv[1], "convert") ||
+	     (!strcmp(argv[1], "flush") && !(argc == 3 && !strcmp(argv[2], "--help"))))) {
+		int rc = data_dir_known(cfg, argv[1], err);
+		if (rc)
+			return rc;
 	}
 	if (argc >= 2 && !strcmp(argv[1], "stats") && argc == 2)
 		return stats(cfg, out, err);

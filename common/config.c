@@ -36,6 +36,7 @@
 #include "vigie/config.h"
 #include "vigie/log.h"
 #include "vigie/name.h"
+#include "vigie/rrdcached.h"
 #include "vigie/sign.h"
 
 enum key_type { K_STR,
@@ -398,12 +399,78 @@ static const char *list_item(const char *p, const char **item, size_t *len)
 	return end;
 }
 
+/* The daemon a checked [storage] daemons entry names, written to key
+ * (size bytes) so that two spellings of one daemon give one key: a socket
+ * path with its repeated '/' and its "." components dropped ("unix:" or
+ * not), a host name without case, an IP literal in its one inet_ntop
+ * form, the port as a number, 42217 when left out. Only for the
+ * duplicate check: placement hashes the address as written. */
+static void daemon_key(const char *a, size_t len, char *key, size_t size)
+{
+	char h[256], ip[INET6_ADDRSTRLEN];
+	unsigned char bin[sizeof(struct in6_addr)];
+	const char *end = a + len, *colon = NULL, *host = a, *hend;
+	unsigned long port = VG_RRDCD_DEFAULT_PORT;
+	size_t k = 0;
+
+	if (!strncmp(a, "unix:", 5) || a[0] == '/') {
+		const char *q = a[0] == '/' ? a : a + 5;
+		k = (size_t)snprintf(key, size, "unix:");
+		while (q < end && k + 2 < size) {
+			const char *c = q;
+			while (c < end && *c == '/')
+				c++;
+			const char *ce = c;
+			while (ce < end && *ce != '/')
+				ce++;
+			if (ce == c || (ce - c == 1 && *c == '.')) { /* "//", "/./", "/" at the end */
+				q = ce;
+				continue;
+			}
+			key[k++] = '/';
+			for (; c < ce && k + 1 < size; c++)
+				key[k++] = *c;
+			q = ce;
+		}
+		if (k == 5 && k + 1 < size)
+			key[k++] = '/';
+		key[k] = '\0';
+		return;
+	}
+	if (a[0] == '[') {
+		const char *rb = memchr(a, ']', len);
+		host = a + 1;
+		hend = rb;
+		colon = rb + 1 < end ? rb + 1 : NULL;
+	} else {
+		for (const char *q = a; q < end; q++)
+			if (*q == ':')
+				colon = colon ? end : q; /* two: a bare IPv6 address */
+		if (colon == end)
+			colon = NULL;
+		hend = colon ? colon : end;
+	}
+	if (colon)
+		port = strtoul(colon + 1, NULL, 10);
+	k = (size_t)(hend - host) < sizeof(h) ? (size_t)(hend - host) : sizeof(h) - 1;
+	for (size_t i = 0; i < k; i++)
+		h[i] = (char)tolower((unsigned char)host[i]);
+	h[k] = '\0';
+	if (inet_pton(AF_INET, h, bin) == 1 && inet_ntop(AF_INET, bin, ip, sizeof(ip)))
+		snprintf(key, size, "%s:%lu", ip, port);
+	else if (inet_pton(AF_INET6, h, bin) == 1 && inet_ntop(AF_INET6, bin, ip, sizeof(ip)))
+		snprintf(key, size, "[%s]:%lu", ip, port);
+	else
+		snprintf(key, size, "%s:%lu", h, port);
+}
+
 /* [storage] daemons: 1-64 addresses separated by commas, each once (a
- * daemon listed twice would take series under both names; unix:/P and /P
- * are one address). */
+ * daemon listed twice would take series under both names; daemon_key:
+ * unix:/P and /P, h and H:42217 are one address). */
 static const char *check_daemons(const char *v)
 {
-	static __thread char msg[200];
+	static __thread char msg[256];
+	static __thread char dkeys[64][264];
 	const char *item[64];
 	size_t len[64], n = 0;
 
@@ -420,12 +487,21 @@ static const char *check_daemons(const char *v)
 				 (int)(l > 80 ? 80 : l), p);
 			return msg;
 		}
-		item[n] = !strncmp(p, "unix:", 5) ? p + 5 : p;
-		len[n] = !strncmp(p, "unix:", 5) ? l - 5 : l;
+		item[n] = p;
+		len[n] = l;
+		daemon_key(p, l, dkeys[n], sizeof(dkeys[n]));
 		for (size_t i = 0; i < n; i++)
-			if (len[i] == len[n] && !memcmp(item[i], item[n], len[n])) {
-				snprintf(msg, sizeof(msg), "lists '%.*s' twice (each daemon once)",
-					 (int)(l > 80 ? 80 : l), p);
+			if (!strcmp(dkeys[i], dkeys[n])) {
+				if (len[i] == l && !memcmp(item[i], p, l))
+					snprintf(msg, sizeof(msg),
+						 "lists '%.*s' twice (each daemon once)",
+						 (int)(l > 80 ? 80 : l), p);
+				else
+					snprintf(msg, sizeof(msg),
+						 "lists one daemon twice: '%.*s' is '%.*s' (each "
+						 "daemon once)",
+						 (int)(len[i] > 80 ? 80 : len[i]), item[i],
+						 (int)(l > 80 ? 80 : l), p);
 				return msg;
 			}
 		n++;
@@ -1209,6 +1285,24 @@ int vg_config_check(const struct vg_config *c, char *err, size_t errlen)
 		return -EINVAL;
 	if (!c->storage_step_s) /* the key's bounds refuse 0 */
 		return 0;
+	/* the store refused these only once the data directory existed
+	 * (exit 1, "bad step, heartbeat or archives", no key named) */
+	if (c->storage_heartbeat_s < c->storage_step_s) {
+		snprintf(err, errlen,
+			 "[storage] heartbeat (%u s) is shorter than [storage] step "
+			 "(%u s): every point would be unknown; set heartbeat to at "
+			 "least the step (600 s by default)",
+			 c->storage_heartbeat_s, c->storage_step_s);
+		return -EINVAL;
+	}
+	if (c->storage_publish_heartbeat_s < c->storage_step_s) {
+		snprintf(err, errlen,
+			 "[storage] publish_heartbeat (%.0f s) is shorter than "
+			 "[storage] step (%u s): set it to at least the step (2d by "
+			 "default)",
+			 c->storage_publish_heartbeat_s, c->storage_step_s);
+		return -EINVAL;
+	}
 	if (tiers_fit_step(c->archives, c->narchives, c->storage_step_s,
 			   "[storage] archives", err, errlen))
 		return -EINVAL;

@@ -363,9 +363,9 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 	def = vg_catalog_find(rtype, metric);
 	if (!kind)
 		kind = def ? def->kind : VG_KIND_GAUGE;
-	unit[0] = '\0';
-	if (def)
-		vg_catalog_query_unit(def, unit, sizeof(unit));
+	/* a published series' unit too ("B/s" for a counter of "B"), as
+	 * /v1/measures gives it */
+	vg_api_series_unit(api, rtype, res, metric, kind, unit, sizeof(unit));
 	names = json_array();
 	for (size_t s = 0; s < nstats; s++)
 		json_array_append_new(names, json_string(stats[s].name));

@@ -4,7 +4,8 @@
 # before it creates anything: a rate card that is missing or wrong (a
 # negative price, tiers that go down, a currency in lower case), a TLS
 # certificate without its key (it was exit 1 with no key nor file named)
-# or that is no PEM file, backend = rrdcached without daemons. The check
+# or that is no PEM file, backend = rrdcached without daemons, a
+# heartbeat or publish_heartbeat shorter than the step. The check
 # used to say "configuration OK" for each. A good configuration of the
 # same keys passes.
 source "$(dirname "$0")/lib.sh"
@@ -54,6 +55,20 @@ refused "a key file that does not exist" "[collector] tls_key: $TMP/nope.pem: No
   <<<"tls_cert = $TMP/cert.pem"$'\n'"tls_key = $TMP/nope.pem"
 refused "backend rrdcached without daemons" "[storage] backend = rrdcached needs [storage] daemons" \
   <<<$'[storage]\nbackend = rrdcached'
+# storage keys the store refused only once the data directory existed
+# (exit 1, "store: bad step, heartbeat or archives", no key named)
+refused "a heartbeat below the step" \
+  "c$((n + 1)).conf: [storage] heartbeat (59 s) is shorter than [storage] step (60 s)" \
+  <<<$'[storage]\nheartbeat = 59'
+refused "a one-day step under the default heartbeat" \
+  "[storage] heartbeat (600 s) is shorter than [storage] step (86400 s)" \
+  <<<$'[storage]\nstep = 86400\narchives = 1d:400d'
+refused "a publish_heartbeat below the step" \
+  "[storage] publish_heartbeat (10 s) is shorter than [storage] step (60 s)" \
+  <<<$'[storage]\npublish_heartbeat = 10'
+refused "an [archives] rule off the step" \
+  "[archives] disk.*: tier 90s:86400s: its resolution is not a multiple of [storage] step" \
+  <<<$'[archives]\ndisk.* = 90s:1d'
 
 # the same keys, right: passes, and creates nothing either
 printf '[collector]\ndata_dir = %s\ntls_cert = %s\ntls_key = %s\n[billing]\nratecard = %s\n' \

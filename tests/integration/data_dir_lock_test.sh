@@ -10,7 +10,8 @@
 # The commands documented beside a running collector keep working
 # (token list/create, storage stats, storage flush); storage convert
 # still refuses. Read-only commands on a data directory that does not
-# exist (a typo) refuse and create nothing.
+# exist (a typo) refuse and create nothing; the storage commands refuse
+# (exit 2) a directory that exists but is no data directory.
 source "$(dirname "$0")/lib.sh"
 
 collector_ports P2 H2
@@ -91,5 +92,16 @@ for c in "token list" "token revoke ffffffffffffffff" "storage stats" "storage f
   check "... naming it" grep -qF "$TMP/typo" "$TMP/typo.err"
   check "... and creates nothing" test ! -e "$TMP/typo"
   rm -rf "$TMP/typo"
+done
+
+# ---- storage commands on a directory that is no data directory ----
+# (they made journal/, registry.db and rrd/ in it and exited 0)
+mkdir -p "$TMP/notdata"
+echo keep >"$TMP/notdata/notes.txt"
+for c in "storage stats" "storage flush" "storage convert"; do
+  "$BIN/vigie-collector" --data-dir "$TMP/notdata" $c >/dev/null 2>"$TMP/nd.err"
+  eq "$c on a directory that is no data directory exits 2" "$?" 2
+  check "... saying so" grep -qF "$TMP/notdata is not a vigie data directory" "$TMP/nd.err"
+  eq "... and creates nothing in it" "$(ls "$TMP/notdata")" notes.txt
 done
 done_testing

@@ -5,6 +5,7 @@
  * found, kept here so they fail without the fix), and the names it
  * refuses.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -169,6 +170,80 @@ static void test_duration_syntax(void **state)
 /* The names an alarm watches (project, metric, resource) follow the name
  * rules: a Unicode bidirectional control or an invisible format character
  * would make one tenant's name display as another's in notifications. */
+/* parse body (JSON) as an administrator: 0, or -EINVAL with the errors
+ * (dumped) in err */
+static int admin_parse(const char *body, int stored, char *err, size_t len)
+{
+	struct vg_alarm_policy pol = {.agent_interval_s = 10, .stored = stored};
+	struct vg_alarm_def d;
+	json_t *in = json_loads(body, 0, NULL), *errors = NULL;
+	int rc;
+
+	assert_non_null(in);
+	err[0] = '\0';
+	rc = vg_alarm_def_from_json(in, &pol, &d, &errors);
+	if (rc) {
+		char *t = json_dumps(errors, 0);
+		snprintf(err, len, "%s", t ? t : "");
+		free(t);
+		json_decref(errors);
+	} else {
+		vg_alarm_def_release(&d);
+	}
+	json_decref(in);
+	return rc;
+}
+
+/* An alarm of project acme is read by acme's tokens (GET /v1/alarms/<id>:
+ * resource ids, values in the reason): it may watch acme only. An
+ * administrator's alarm over other projects or all of them is an alarm
+ * of project "*". It was accepted, showing other tenants' data to acme. */
+static void test_project_alarm_watches_its_project(void **state)
+{
+	char err[1024];
+	const char *T = "{\"name\":\"x\",\"metric\":\"cpu.util\",\"comparison\":\"gt\","
+			"\"threshold\":90,\"period\":60,%s}";
+	char body[512];
+
+	(void)state;
+	snprintf(body, sizeof(body), T,
+		 "\"project\":\"acme\",\"selector\":{\"type\":\"instance\",\"project\":\"other\"}");
+	assert_int_equal(admin_parse(body, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "selector.project"));
+	assert_non_null(strstr(err, "must be the alarm's project 'acme'"));
+	snprintf(body, sizeof(body), T,
+		 "\"project\":\"acme\",\"selector\":{\"type\":\"instance\",\"project\":\"*\"}");
+	assert_int_equal(admin_parse(body, 0, err, sizeof(err)), -EINVAL);
+	/* no project is "default": the same */
+	snprintf(body, sizeof(body), T, "\"selector\":{\"type\":\"instance\",\"project\":\"*\"}");
+	assert_int_equal(admin_parse(body, 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'default'"));
+	/* an event alarm's event.project likewise */
+	assert_int_equal(admin_parse("{\"name\":\"e\",\"type\":\"event\",\"project\":\"acme\","
+				     "\"event\":{\"kind\":\"crashed\",\"project\":\"*\"}}",
+				     0, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "event.project"));
+	/* allowed: its own project, and every project from an alarm of "*" */
+	snprintf(body, sizeof(body), T,
+		 "\"project\":\"acme\",\"selector\":{\"type\":\"instance\",\"project\":\"acme\"}");
+	assert_int_equal(admin_parse(body, 0, err, sizeof(err)), 0);
+	snprintf(body, sizeof(body), T,
+		 "\"project\":\"*\",\"selector\":{\"type\":\"instance\",\"project\":\"other\"}");
+	assert_int_equal(admin_parse(body, 0, err, sizeof(err)), 0);
+	snprintf(body, sizeof(body), T,
+		 "\"project\":\"*\",\"selector\":{\"type\":\"instance\",\"project\":\"*\"}");
+	assert_int_equal(admin_parse(body, 0, err, sizeof(err)), 0);
+	assert_int_equal(admin_parse("{\"name\":\"e\",\"type\":\"event\",\"project\":\"*\","
+				     "\"event\":{\"kind\":\"crashed\",\"project\":\"*\"}}",
+				     0, err, sizeof(err)),
+			 0);
+	/* a definition stored before the rule still loads */
+	snprintf(body, sizeof(body), T,
+		 "\"project\":\"acme\",\"selector\":{\"type\":\"instance\",\"project\":\"*\"}");
+	assert_int_equal(admin_parse(body, 1, err, sizeof(err)), 0);
+}
+
 static void test_hidden_names_refused(void **state)
 {
 	static const char *const fields[] = {"project", "metric", "resource"};
@@ -340,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_percentile_syntax),
 		cmocka_unit_test(test_duration_syntax),
 		cmocka_unit_test(test_hidden_names_refused),
+		cmocka_unit_test(test_project_alarm_watches_its_project),
 		cmocka_unit_test(test_null_is_left_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

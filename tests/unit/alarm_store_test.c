@@ -291,6 +291,50 @@ static void test_history_pages_and_prune(void **state)
 	assert_int_equal(deleted, 2);
 }
 
+/* A history row's "seq" numbers its alarm's rows only: tenant B's rows
+ * read 1, 2, 3 whatever tenant A's alarms wrote between them (the seq
+ * was one counter for every project, telling B how busy A was), and
+ * pages follow on with that seq. */
+static void test_history_seq_per_alarm(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_alarm_history_query q = {.alarm_id = "b1", .start_ms = 0, .end_ms = 1000000, .limit = 2};
+	json_t *page;
+	int64_t next;
+
+	for (int i = 0; i < 3; i++) {
+		for (int k = 0; k < 5 * (i + 1); k++) /* A's alarms, busier each time */
+			assert_int_equal(vg_alarm_store_history_add(f->s, k % 2 ? "a1" : "a2",
+								    "tenant-a", "transition",
+								    "vm-a", 1000 + i, 5000 + i,
+								    "{}"),
+					 0);
+		assert_int_equal(vg_alarm_store_history_add(f->s, "b1", "tenant-b", "transition",
+							    "vm-b", 1000 + i, 5000 + i, "{}"),
+				 0);
+	}
+	assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
+	assert_int_equal(json_array_size(page), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(page, 0), "seq")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(page, 1), "seq")), 2);
+	assert_int_equal(next, 2);
+	json_decref(page);
+	q.after_seq = next;
+	assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
+	assert_int_equal(json_array_size(page), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(page, 0), "seq")), 3);
+	assert_int_equal(next, 0);
+	json_decref(page);
+	/* A's own alarms count their own rows too */
+	q.alarm_id = "a1";
+	q.after_seq = 0;
+	q.limit = 1000;
+	assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
+	assert_int_equal(json_array_size(page), 14);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(page, 13), "seq")), 14);
+	json_decref(page);
+}
+
 /* ---- the outbox's moves ---- */
 
 static void test_outbox_moves(void **state)
@@ -513,6 +557,9 @@ static void test_adopts_old_alarms_db(void **state)
 				      " next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
 				      " state INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_ms INTEGER);"
 				      "INSERT INTO alarms VALUES('a1','acme','cpu','{\"x\":1}',1,1);"
+				      "INSERT INTO history(alarm_id,project,type,time_ms,recorded_ms)"
+				      " VALUES('a1','acme','creation',1,1),('a2','beta','creation',1,1),"
+				      "('a1','acme','update',2,2);"
 				      "INSERT INTO outbox(notice_id,alarm_id,project,action,body,created_ms,next_ms)"
 				      " VALUES('old-1','a1','acme','http://x/','{}',10,10);"
 				      "PRAGMA user_version = 1;",
@@ -528,12 +575,28 @@ static void test_adopts_old_alarms_db(void **state)
 	assert_string_equal(it[0].notice_id, "old-1");
 	vg_alarm_outbox_item_release(&it[0]);
 	assert_int_equal(vg_alarm_store_outbox_retry(f->s, 1, 1, 200, "x"), 0); /* step 2's column */
+	/* step 7: the rows before numbered per alarm, the next one after them */
+	{
+		struct vg_alarm_history_query hq = {.alarm_id = "a1", .start_ms = 0, .end_ms = 1000, .limit = 10};
+		json_t *page;
+		int64_t hn;
+		assert_int_equal(vg_alarm_store_history_add(f->s, "a1", "acme", "update", NULL,
+							    3, 3, "{}"),
+				 0);
+		assert_int_equal(vg_alarm_store_history(f->s, &hq, &page, &hn), 0);
+		assert_int_equal(json_array_size(page), 3);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(json_integer_value(json_object_get(
+						 json_array_get(page, (size_t)i), "seq")),
+					 i + 1);
+		json_decref(page);
+	}
 	/* and the old program still refuses the file: user_version moved on */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 6); /* the latest step */
+	assert_int_equal(sqlite3_column_int(st, 0), 7); /* the latest step */
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 }
@@ -676,6 +739,7 @@ int main(void)
 		DBE_BOTH(test_step_log, setup, teardown),
 		DBE_BOTH(test_group_members_and_open_values, setup, teardown),
 		DBE_BOTH(test_history_pages_and_prune, setup, teardown),
+		DBE_BOTH(test_history_seq_per_alarm, setup, teardown),
 		DBE_BOTH(test_outbox_moves, setup, teardown),
 		DBE_BOTH(test_outbox_claims, setup, teardown),
 		DBE_BOTH(test_notice_feed_by_transaction, setup, teardown),

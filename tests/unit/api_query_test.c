@@ -1671,6 +1671,44 @@ static void test_graph_published_unit(void **state)
 	fx_answer_free(&wo);
 }
 
+/* A published counter's unit in /v1/statistics is the one /v1/measures
+ * gives ("B/s" for a counter published with "unit":"B", docs/api.md):
+ * statistics read the catalogue only and said "unit":"". */
+static void test_statistics_published_unit(void **state)
+{
+	struct vg_registry *reg;
+	struct fx_answer a;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
+	for (int k = 0; k < NPOLLS; k++) {
+		int64_t t = (T0 + 60 * k) * 1000;
+		struct vg_batch *b = vg_batch_new("api", 0, 0, t);
+		struct vg_resource *res =
+			vg_batch_resource(b, VG_RT_CUSTOM, "pubc", "pubc", NULL, t);
+		res->state = VG_RSTATE_ACTIVE;
+		vg_batch_identity(b, "p2", NULL, NULL);
+		vg_batch_sample(b, "app.sent", VG_KIND_COUNTER, 1000.0 * k);
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+		vg_batch_free(b);
+	}
+	assert_int_equal(vg_registry_set_unit(reg, "pubc", "app.sent", "B"), 0);
+	vg_registry_close(reg);
+
+	assert_int_equal(GET("/v1/measures?resource=pubc&metric=app.sent" RANGE, tok_admin, &a),
+			 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "B/s");
+	fx_answer_free(&a);
+	assert_int_equal(GET("/v1/statistics?resource=pubc&metric=app.sent&period=600" RANGE,
+			     tok_admin, &a),
+			 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "B/s");
+	assert_string_equal(json_string_value(json_object_get(a.json, "kind")), "counter");
+	fx_answer_free(&a);
+}
+
 /* A project may publish a catalogue name such as cpu.util on its custom
  * resources (POST /v1/measures allows it; docs/api.md). Without a type,
  * /v1/top and a /v1/query selector must rank and combine the agent's
@@ -1793,7 +1831,8 @@ int main(void)
 		cmocka_unit_test(test_long_project),
 		cmocka_unit_test(test_metrics_names_collide),
 		cmocka_unit_test(test_custom_catalogue_names),
-		cmocka_unit_test(test_graph_published_unit), /* adds to p2 too */
+		cmocka_unit_test(test_graph_published_unit),      /* adds to p2 too */
+		cmocka_unit_test(test_statistics_published_unit), /* adds to p2 too */
 	};
 	int rc = cmocka_run_group_tests_name("api_query_pure", pure, NULL, NULL);
 

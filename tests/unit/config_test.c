@@ -423,14 +423,28 @@ static void test_values_checked_at_parse(void **state)
 	expect_error("[storage]\ndaemons = s1:, s2\n", "has 's1:', which");
 	expect_error("[storage]\ndaemons = [::1:42217\n", "has '[::1:42217', which");
 	expect_error("[storage]\ndaemons = s1:42217, s1:42217\n", "lists 's1:42217' twice");
-	expect_error("[storage]\ndaemons = unix:/run/r.sock, /run/r.sock\n", "lists '/run/r.sock' twice");
+	/* two spellings of one daemon: the default port, the host's case, a
+	 * port with a leading zero, a path with "//" or "/./" */
+	expect_error("[storage]\ndaemons = h1:42217,h1\n", "'h1:42217' is 'h1'");
+	expect_error("[storage]\ndaemons = H1:42217,h1:42217\n", "'H1:42217' is 'h1:42217'");
+	expect_error("[storage]\ndaemons = 127.0.0.1:42217,127.0.0.1:042217\n",
+		     "'127.0.0.1:42217' is '127.0.0.1:042217'");
+	expect_error("[storage]\ndaemons = [::1],[0:0::1]:42217\n", "one daemon twice");
+	expect_error("[storage]\ndaemons = ::1,[::1]:42217\n", "one daemon twice");
+	expect_error("[storage]\ndaemons = unix:/tmp/a.sock,unix:/tmp//a.sock\n",
+		     "'unix:/tmp/a.sock' is 'unix:/tmp//a.sock'");
+	expect_error("[storage]\ndaemons = /tmp/./a.sock,unix:/tmp/a.sock\n", "one daemon twice");
+	expect_error("[storage]\ndaemons = unix:/tmp/a.sock,/tmp/a.sock\n", "one daemon twice");
+	expect_error("[storage]\ndaemons = unix:/run/r.sock, /run/r.sock\n",
+		     "lists one daemon twice: 'unix:/run/r.sock' is '/run/r.sock'");
 	/* a duration key without "off" does not offer 0 */
 	expect_error("[cluster]\nhold_max = 0\n", "x.conf:2: [cluster] hold_max: '0' must be a duration "
 						  "(e.g. 90, 10m, 1h, 7d) of 1 s to 30 days");
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c,
 					       "[storage]\ndaemons = unix:/run/r.sock, /run/s.sock, "
-					       "storage1, s2:42217, [::1]:42217, [fe80::1], ::1\n"
+					       "storage1, s2:42217, [::1]:42217, [fe80::1], ::2, "
+					       "[::1]:42218, /run/r2.sock, unix:/run/r/sock\n"
 					       "[state]\nurl = postgresql:///vigie\n",
 					       "t.conf", err, sizeof(err)),
 			 0);
