@@ -11,12 +11,14 @@
  * Invariants: a resource whose id or parent breaks the name rules of
  * vigie/wire.h is left out with all its samples (the collector would
  * refuse the whole batch for it), logged at most once per 1000; other
- * strings from libvirt and Nova metadata are cleaned, never refused;
+ * strings from libvirt and Nova metadata are cleaned, never refused
+ * (a project also loses white space at its ends);
  * non-finite values are never written.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "agent/poll_state.h"
 #include "vigie/log.h"
@@ -90,6 +92,33 @@ struct vg_resource *vg_poll_resource(struct vg_poll_emit *e, int type, const cha
 	return r;
 }
 
+/* A project from the domain's metadata without white space at either
+ * end (into pb, VG_NAME_MAX + 1 bytes): "acme " is billed as acme, not as
+ * a project the API lets nobody name or query (docs/protocol.md "Names");
+ * only white space is "default". Logged first, then every 1000th. */
+static const char *project_of(const char *project, char *pb)
+{
+	static uint64_t n_trimmed; /* log lines, one per 1000 */
+	const char *p, *start;
+	size_t n;
+
+	if (!project)
+		return "default";
+	p = clean(project, pb, VG_NAME_MAX);
+	if (!vg_name_blank_end(p))
+		return p;
+	n = vg_name_trim_blank(p, &start);
+	vg_log_limited(VG_LOG_WARN, &n_trimmed,
+		       "a domain's project '%s' begins or ends with white space: "
+		       "reported as '%.*s' (fix the domain's metadata)",
+		       p, (int)(n ? n : 7), n ? start : "default");
+	if (!n)
+		return "default";
+	memmove(pb, start, n);
+	pb[n] = '\0';
+	return pb;
+}
+
 void vg_poll_identity(struct vg_poll_emit *e, const char *project, const char *user,
 		      const char *flavor)
 {
@@ -97,9 +126,7 @@ void vg_poll_identity(struct vg_poll_emit *e, const char *project, const char *u
 
 	if (e->err || e->skip)
 		return;
-	e->err = vg_batch_identity(e->b,
-				   project ? clean(project, pb, VG_NAME_MAX)
-					   : "default",
+	e->err = vg_batch_identity(e->b, project_of(project, pb),
 				   clean(user, ub, VG_NAME_MAX),
 				   clean(flavor, fb, VG_NAME_MAX));
 }

@@ -598,19 +598,24 @@ static void rd_type(struct pctx *c, const json_t *v)
 	get_enum(c, "type", v, kinds, 3, &c->d->kind);
 }
 
+/* The rule of a token's project for a project an alarm names (its own,
+ * its selector's, its event's): "acme" + U+00A0 is another tenant that
+ * reads as acme. A stored alarm loads as it was. 0 if s may be taken. */
+static int project_blank_refused(struct pctx *c, const char *field, const char *s)
+{
+	if ((c->pol && c->pol->stored) || vg_project_name_valid(s))
+		return 0;
+	add_err(c, field, "must not begin or end with white space (\" acme\" "
+			  "would read as \"acme\" but be another project)");
+	return -1;
+}
+
 static void rd_project(struct pctx *c, const json_t *v)
 {
 	const char *s = get_name(c, "project", v, 255);
 
-	if (!s)
+	if (!s || project_blank_refused(c, "project", s))
 		return;
-	/* the rule of a token's project: "acme" + U+00A0 is another
-	 * tenant that reads as acme (a stored alarm loads as it was) */
-	if ((!c->pol || !c->pol->stored) && !vg_project_name_valid(s)) {
-		add_err(c, "project", "must not begin or end with white space (\" acme\" "
-				      "would read as \"acme\" but be another project)");
-		return;
-	}
 	if (c->pol && c->pol->scope_project &&
 	    strcmp(s, c->pol->scope_project)) {
 		add_err(c, "project", "must be your own project '%s'",
@@ -668,7 +673,8 @@ static void rd_selector(struct pctx *c, const json_t *v)
 			else
 				sel->rtype = t;
 		} else if (!strcmp(key, "project")) {
-			if (!(s = get_name(c, "selector.project", f, 255)))
+			if (!(s = get_name(c, "selector.project", f, 255)) ||
+			    project_blank_refused(c, "selector.project", s))
 				continue;
 			if (c->pol && c->pol->scope_project &&
 			    strcmp(s, c->pol->scope_project)) {
@@ -938,7 +944,8 @@ static void rd_event(struct pctx *c, const json_t *v)
 			}
 			json_decref(list);
 		} else if (!strcmp(key, "project")) {
-			if (!(s = get_name(c, "event.project", f, 255)))
+			if (!(s = get_name(c, "event.project", f, 255)) ||
+			    project_blank_refused(c, "event.project", s))
 				continue;
 			if (c->pol && c->pol->scope_project &&
 			    strcmp(s, c->pol->scope_project)) {

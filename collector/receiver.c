@@ -54,6 +54,11 @@
  * follow the same rule, so one shape is valid everywhere; their host is
  * only a claim, so it protects nothing there.
  *
+ * Projects. A project that begins or ends with white space ("acme" +
+ * U+00A0), which the API lets nobody name, is taken as the project without
+ * it before the consumers see it (trim_projects): billed as acme, not as a
+ * tenant nobody can query; the rest of the batch is untouched.
+ *
  * Injected work (vg_receiver_submit). The dispatch chain and the store are
  * the receiver thread's alone, so a batch built elsewhere (the measures a
  * project publishes through POST /v1/measures) reaches them as a job on
@@ -358,6 +363,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->batches_clock_unset = __atomic_load_n(&r->stats.batches_clock_unset, __ATOMIC_RELAXED);
 	out->batches_bad_name = __atomic_load_n(&r->stats.batches_bad_name, __ATOMIC_RELAXED);
 	out->resources_foreign = __atomic_load_n(&r->stats.resources_foreign, __ATOMIC_RELAXED);
+	out->projects_trimmed = __atomic_load_n(&r->stats.projects_trimmed, __ATOMIC_RELAXED);
 	out->samples_published = __atomic_load_n(&r->stats.samples_published, __ATOMIC_RELAXED);
 	out->jobs_refused = __atomic_load_n(&r->stats.jobs_refused, __ATOMIC_RELAXED);
 	out->groups = __atomic_load_n(&r->stats.groups, __ATOMIC_RELAXED);
@@ -605,6 +611,39 @@ static int drop_foreign_event(void *ctx, const struct vg_event *ev)
 	return 1;
 }
 
+/* A project with white space at either end ("acme" + U+00A0), which the
+ * API refuses everywhere (vg_project_name_valid), taken as the project
+ * without it: "acme " would be billed as a project no API user can name
+ * or query, while it reads as acme. Only white space is no project
+ * ("default"). The agent trims it at the source (agent/poll_emit.c); this
+ * is for older agents and other encoders. Counted in projects_trimmed,
+ * logged rate-limited. -ENOMEM if a copy failed (the batch is answered
+ * RETRY), else 0. */
+static int trim_projects(struct vg_receiver *r, struct vg_batch *b)
+{
+	for (size_t i = 0; i < b->nres; i++) {
+		struct vg_resource *res = &b->res[i];
+		const char *start, *p;
+		size_t n;
+
+		if (!res->project || !vg_name_blank_end(res->project))
+			continue;
+		n = vg_name_trim_blank(res->project, &start);
+		p = n ? vg_batch_strdup(b, start, n) : NULL;
+		if (n && !p)
+			return -ENOMEM;
+		vg_log_limited(VG_LOG_WARN, &r->stats.projects_trimmed,
+			       "batch host=%s stream=%016llx seq=%llu: %s %s: "
+			       "project '%s' begins or ends with white space, "
+			       "taken as '%s'",
+			       b->host, (unsigned long long)b->stream,
+			       (unsigned long long)b->seq, vg_rtype_name(res->type),
+			       res->id, res->project, p ? p : "default");
+		res->project = p;
+	}
+	return 0;
+}
+
 /* The host's series the registry knows, gathered for a proof (the
  * strings copied: the registry's are valid during its call only). */
 struct host_series {
@@ -781,6 +820,11 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 		struct foreign_ctx fc = {.r = r, .b = b, .hl = strlen(b->host)};
 		vg_batch_remove_resources(b, drop_foreign, &fc);
 		vg_batch_remove_events(b, drop_foreign_event, &fc);
+	}
+	if (trim_projects(r, b)) {
+		count(&r->stats.batches_retry, 1);
+		*status = VG_ACK_RETRY;
+		return 1;
 	}
 	return 0;
 }

@@ -234,6 +234,28 @@ int vg_name_blank_end(const char *name)
 	return !first && blank_cp(cp);
 }
 
+size_t vg_name_trim_blank(const char *name, const char **start)
+{
+	const unsigned char *p = (const unsigned char *)(name ? name : "");
+	const unsigned char *first = NULL, *end = p;
+
+	while (*p) {
+		int n = utf8_char(p);
+		if (!n) /* not UTF-8: left as it is from here */
+			n = 1;
+		else if (blank_cp(code_point(p, n))) {
+			p += n;
+			continue;
+		}
+		if (!first)
+			first = p;
+		p += n;
+		end = p;
+	}
+	*start = first ? (const char *)first : (name ? name : "");
+	return first ? (size_t)(end - first) : 0;
+}
+
 int vg_project_name_valid(const char *name)
 {
 	return vg_name_valid(name) && !vg_name_blank_end(name);

@@ -90,6 +90,15 @@ int vg_name_blank_end(const char *name);
  * valid, 0 if not. */
 int vg_project_name_valid(const char *name);
 
+/* The part of name (valid UTF-8, NUL-terminated) without the
+ * characters vg_name_blank_end looks for at either end: *start is set to
+ * its first byte inside name, the return is its length in bytes (0 when
+ * name is only such characters, or NULL). The rest is name's own bytes:
+ * if name is vg_name_valid, so is the part. For a project an agent
+ * reports, which the wire takes as "acme" rather than a tenant the API
+ * never lets anyone name (docs/protocol.md "Names"). Thread-safe. */
+size_t vg_name_trim_blank(const char *name, const char **start);
+
 /* The same character rule for free text of 1..maxlen bytes (maxlen 0:
  * no length limit). 1 if valid, 0 if not. */
 int vg_text_valid(const char *text, size_t maxlen);

@@ -73,6 +73,9 @@ struct vg_receiver_stats {
 	 * removed from an accepted batch before anything stores them
 	 * (docs/protocol.md "Host-scoped resources"). */
 	uint64_t resources_foreign;
+	/* Resources whose project began or ended with white space, taken
+	 * as the project without it (docs/protocol.md "Names"). */
+	uint64_t projects_trimmed;
 	/* Measures published through the API (vg_receiver_submit). */
 	uint64_t samples_published; /* stored (also in samples_received) */
 	uint64_t jobs_refused;      /* queue full: -EBUSY */

@@ -475,6 +475,10 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "Host, host disk, host NIC and host file system resources "
 		    "of another host than their batch's, dropped",
 		    (double)cs.resources_foreign);
+		one(b, "vigie_collector_projects_trimmed_total", "counter",
+		    "Resources whose project began or ended with white space, "
+		    "taken as the project without it",
+		    (double)cs.projects_trimmed);
 	}
 	{
 		/* the state database, as reachable from this node */

@@ -281,6 +281,57 @@ static void test_hidden_names_refused(void **state)
 	}
 }
 
+/* A project an alarm names with white space at an end ("acme" +
+ * U+00A0 reads as acme but is another tenant) is refused in every place
+ * it can be named: the alarm's own project was, its selector's and its
+ * event's were taken. A stored alarm loads as it was written. */
+static void test_blank_end_project_refused(void **state)
+{
+	static const char *const bodies[][2] = {
+		{"{\"name\":\"p\",\"project\":\"acme\\u00a0\",\"metric\":\"cpu.util\","
+		 "\"resource\":\"vm-a\",\"comparison\":\"gt\",\"threshold\":90,\"period\":60}",
+		 "\"project\""},
+		{"{\"name\":\"p\",\"metric\":\"cpu.util\",\"selector\":{\"type\":\"instance\","
+		 "\"project\":\"acme\\u00a0\"},\"comparison\":\"gt\",\"threshold\":90,"
+		 "\"period\":60}",
+		 "selector.project"},
+		{"{\"name\":\"p\",\"metric\":\"cpu.util\",\"selector\":{\"type\":\"instance\","
+		 "\"project\":\"\\u3000acme\"},\"comparison\":\"gt\",\"threshold\":90,"
+		 "\"period\":60}",
+		 "selector.project"},
+		{"{\"name\":\"p\",\"type\":\"event\",\"event\":{\"kind\":\"crashed\","
+		 "\"project\":\" acme\"}}",
+		 "event.project"},
+	};
+	struct vg_alarm_def d;
+	json_t *in, *errors;
+	char *t;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		struct vg_alarm_policy pol = {.agent_interval_s = 10};
+		assert_non_null(in = json_loads(bodies[i][0], 0, NULL));
+		errors = NULL;
+		assert_int_not_equal(vg_alarm_def_from_json(in, &pol, &d, &errors), 0);
+		t = json_dumps(errors, 0);
+		if (!t || !strstr(t, bodies[i][1]) || !strstr(t, "white space"))
+			fail_msg("%s: %s", bodies[i][0], t ? t : "(no errors)");
+		free(t);
+		vg_alarm_def_release(&d);
+		json_decref(errors);
+		/* stored before the rule: loads as it was */
+		pol.stored = 1;
+		errors = NULL;
+		if (vg_alarm_def_from_json(in, &pol, &d, &errors)) {
+			t = json_dumps(errors, 0);
+			fail_msg("stored %s refused: %s", bodies[i][0], t);
+		}
+		vg_alarm_def_release(&d);
+		json_decref(errors);
+		json_decref(in);
+	}
+}
+
 /* null is the field left out, for every optional field of an alarm and
  * of its objects: "group": null was a 400 while "notify_group": null was
  * taken (and the API writes "notify_group": null, which a PATCH merges
@@ -416,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_duration_syntax),
 		cmocka_unit_test(test_hidden_names_refused),
 		cmocka_unit_test(test_project_alarm_watches_its_project),
+		cmocka_unit_test(test_blank_end_project_refused),
 		cmocka_unit_test(test_null_is_left_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

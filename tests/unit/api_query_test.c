@@ -356,6 +356,7 @@ static void fake_stats(void *ctx, struct vg_receiver_stats *out)
 	out->batches_rejected = 2;
 	out->batches_forged = 1;
 	out->resources_foreign = 3;
+	out->projects_trimmed = 5;
 	out->batches_malformed = 1;
 	out->samples_received = 123;
 	out->registry_flush_failures = 4;
@@ -1294,6 +1295,7 @@ static void test_metrics(void **state)
 			       "\nvigie_collector_batches_rejected_total{reason=\"malformed\"} 1\n"));
 	assert_int_equal(count_lines(a.body, "vigie_collector_batches_rejected_total{"), 10);
 	assert_non_null(strstr(a.body, "\nvigie_collector_resources_foreign_total 3\n"));
+	assert_non_null(strstr(a.body, "\nvigie_collector_projects_trimmed_total 5\n"));
 	/* the registry flusher's failures, counted by the receiver */
 	assert_non_null(strstr(a.body, "\n# TYPE vigie_registry_flush_failures_total counter\n"
 				       "vigie_registry_flush_failures_total 4\n"));

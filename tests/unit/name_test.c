@@ -258,6 +258,24 @@ static void test_project_name_blank_ends(void **state)
 	assert_true(vg_name_blank_end("acme\xc2\xa0"));
 	assert_false(vg_name_blank_end("acme"));
 	assert_false(vg_name_blank_end(""));
+	/* what an agent's project is taken as: every blank off both ends,
+	 * those inside kept; good names are their own part */
+	{
+		static const char *const in[][2] = {
+			{" acme", "acme"}, {"acme \302\240", "acme"}, {"\343\200\200acme\342\200\203", "acme"}, {"\302\240ac\302\240me ", "ac\302\240me"}, {"\302\240 ", ""}, {"", ""}};
+		const char *start;
+		size_t n;
+
+		for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+			n = vg_name_trim_blank(in[i][0], &start);
+			if (n != strlen(in[i][1]) || memcmp(start, in[i][1], n))
+				fail_msg("trim %zu: '%.*s'", i, (int)n, start);
+		}
+		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+			n = vg_name_trim_blank(good[i], &start);
+			assert_true(start == good[i] && n == strlen(good[i]));
+		}
+	}
 }
 
 int main(void)

@@ -626,6 +626,46 @@ static void test_hostile_libvirt_names(void **state)
 	vg_domxml_clear(&meta);
 }
 
+/* A project in the domain's metadata with white space at either end
+ * ("acme" + U+00A0, U+3000 + "acme") reads as acme: it is reported as
+ * acme, not as another project the API lets nobody name, query or be
+ * billed as; white space inside stays; only white space is "default". */
+static void test_project_blank_ends(void **state)
+{
+	static const char *const cases[][2] = {
+		{"acme&#xa0;", "acme"},
+		{"&#x3000;acme ", "acme"},
+		{"ac&#xa0;me", "ac\xc2\xa0me"},
+		{"&#x2003; ", "default"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vg_poller *p = new_poller();
+		struct vg_domxml meta;
+		struct vg_lv_domain d;
+		struct vg_batch *b;
+		char xml[512];
+
+		snprintf(xml, sizeof(xml),
+			 "<domain><name>x</name><metadata>"
+			 "<vg:owner xmlns:vg='http://vigie.dev/xmlns/1' project='%s' "
+			 "user='u1'/></metadata></domain>",
+			 cases[i][0]);
+		assert_int_equal(vg_domxml_parse(xml, &meta), 0);
+		init_dom(&d, A, "x", 1, 1, &meta);
+		d.cpu_time_s = 1;
+		b = apply(p, &d, 1, T0);
+		for (size_t j = 0; j < b->nres; j++)
+			if (strcmp(b->res[j].project, cases[i][1]))
+				fail_msg("project '%s' reported as '%s', not '%s'",
+					 cases[i][0], b->res[j].project, cases[i][1]);
+		assert_non_null(find_res(b, A));
+		vg_batch_free(b);
+		vg_poller_free(p);
+		vg_domxml_clear(&meta);
+	}
+}
+
 /* A guest's agent says what file systems it has: 40 of them (loop mounts
  * of snaps, or a tenant mounting on purpose) made 160 fs.N attributes on
  * the instance, past the wire's 64 per resource, and the whole batch,
@@ -712,6 +752,7 @@ int main(void)
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_vanished_with_devices),
 		cmocka_unit_test(test_hostile_libvirt_names),
+		cmocka_unit_test(test_project_blank_ends),
 		cmocka_unit_test(test_guest_fs_bounded),
 		cmocka_unit_test(test_hook),
 	};
