@@ -151,8 +151,8 @@ check "... naming selector.project" grep -q '"field": *"selector.project"' "$TMP
 eq "... and an event alarm's event.project ' acme'" \
   "$(post "$ADMIN" /v1/alarms '{"name":"evsp","type":"event","event":{"kind":"crashed","project":" acme"}}')" 400
 check "... naming event.project" grep -q '"field": *"event.project"' "$TMP/body"
-eq "... but selector.project 'acme' is an alarm like any" \
-  "$(post "$ADMIN" /v1/alarms "{\"name\":\"selacme\",$SELALARM,\"selector\":{\"type\":\"instance\",\"project\":\"acme\"}}")" 201
+eq "... but selector.project 'acme' in an alarm of project 'acme' is an alarm like any" \
+  "$(post "$ADMIN" /v1/alarms "{\"name\":\"selacme\",\"project\":\"acme\",$SELALARM,\"selector\":{\"type\":\"instance\",\"project\":\"acme\"}}")" 201
 eq "an administrator's silence for project 'acme' + U+00A0 is a 400" \
   "$(post "$ADMIN" /v1/silences '{"matchers":{"project":"acme\u00a0"},"duration":"1h","created_by":"ops","comment":"x"}')" 400
 check "... naming the project" grep -q 'matchers.project' "$TMP/body"
