@@ -36,7 +36,6 @@
 #include "vigie/config.h"
 #include "vigie/log.h"
 #include "vigie/name.h"
-#include "vigie/rrdcached.h"
 #include "vigie/sign.h"
 
 enum key_type { K_STR,
@@ -410,7 +409,7 @@ static void daemon_key(const char *a, size_t len, char *key, size_t size)
 	char h[256], ip[INET6_ADDRSTRLEN];
 	unsigned char bin[sizeof(struct in6_addr)];
 	const char *end = a + len, *colon = NULL, *host = a, *hend;
-	unsigned long port = VG_RRDCD_DEFAULT_PORT;
+	unsigned long port = VG_RRDCACHED_DEFAULT_PORT;
 	size_t k = 0;
 
 	if (!strncmp(a, "unix:", 5) || a[0] == '/') {

@@ -18,6 +18,8 @@
 #define VG_MAX_EXEC 16       /* [alarms] exec commands */
 #define VG_MAX_COLLECTORS 16 /* [agent] collectors */
 #define VG_MAX_POLICIES 32   /* [archives] rules */
+/* rrdcached's TCP port when [storage] daemons names none */
+#define VG_RRDCACHED_DEFAULT_PORT 42217
 #define VG_POLICY_PATTERN_MAX 128
 
 /* One RRD archive tier: points of resolution_s seconds kept for

@@ -53,7 +53,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VG_RRDCD_DEFAULT_PORT 42217
+#include "vigie/config.h"
+
+#define VG_RRDCD_DEFAULT_PORT VG_RRDCACHED_DEFAULT_PORT
 /* Longest line we send: rrdcached (1.7) reads a command into a fixed
  * buffer; librrd's client keeps its commands under 4096 bytes too. An
  * UPDATE with more values than fit is split into several commands. */
