@@ -577,21 +577,11 @@ int main(int argc, char **argv)
 	}
 
 	/* said once the daemon runs (a usage error stays one line) */
-	{
-		/* the libvirt connection, one socket per collector, spool
-		 * segments and /proc reads hold descriptors: the soft limit
-		 * (1024 by default, less under some supervisors) is raised to
-		 * the hard one, as the collector does */
-		uint64_t soft, hard;
-		int lrc = vg_fs_raise_nofile(&soft, &hard);
-		if (lrc)
-			vg_warn("open files: cannot raise the limit to %llu (%s): %llu; "
-				"set LimitNOFILE in the unit (docs/operations.md)",
-				(unsigned long long)hard, strerror(-lrc),
-				(unsigned long long)soft);
-		else
-			vg_info("open files: limit %llu", (unsigned long long)soft);
-	}
+	/* the libvirt connection, one socket per collector, spool
+	 * segments and /proc reads hold descriptors: the soft limit
+	 * (1024 by default, less under some supervisors) is raised to
+	 * the hard one, as the collector does */
+	vg_fs_raise_nofile_logged(0);
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-agent needs no privilege "
 				    "but libvirt's read-only socket; run it as the vigie user "

@@ -779,25 +779,11 @@ int main(int argc, char **argv)
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "
 				    "privilege; run it as the vigie user (vigie-collector(8))");
-	{
-		/* every agent connection, API connection, journal segment
-		 * and RRD file being written holds a file descriptor: the
-		 * soft limit (1024 by default) is raised to the hard one, and
-		 * the API's connections are bounded below it (http.c) */
-		uint64_t soft, hard;
-		int lrc = vg_fs_raise_nofile(&soft, &hard);
-		if (lrc)
-			vg_warn("open files: cannot raise the limit to %llu (%s): %llu; "
-				"set LimitNOFILE in the unit (docs/operations.md)",
-				(unsigned long long)hard, strerror(-lrc),
-				(unsigned long long)soft);
-		else
-			vg_log(soft < 4096 ? VG_LOG_WARN : VG_LOG_INFO,
-			       "open files: limit %llu%s", (unsigned long long)soft,
-			       soft < 4096 ? " (low: set LimitNOFILE=65536 in the unit, "
-					     "docs/operations.md)"
-					   : "");
-	}
+	/* every agent connection, API connection, journal segment
+	 * and RRD file being written holds a file descriptor: the
+	 * soft limit (1024 by default) is raised to the hard one, and
+	 * the API's connections are bounded below it (http.c) */
+	vg_fs_raise_nofile_logged(4096);
 
 	/* Agent keys: loaded by check_start (SIGHUP loads them again) */
 	g_keys_dir = cfg.collector_keys_dir;

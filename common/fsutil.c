@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "vigie/fsutil.h"
+#include "vigie/log.h"
 
 int vg_fs_mkdir_p(const char *path, mode_t mode)
 {
@@ -99,6 +100,23 @@ int vg_fs_raise_nofile(uint64_t *soft, uint64_t *hard)
 	*soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 	*hard = rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_max;
 	return rc;
+}
+
+void vg_fs_raise_nofile_logged(uint64_t low)
+{
+	uint64_t soft, hard;
+	int rc = vg_fs_raise_nofile(&soft, &hard);
+
+	if (rc)
+		vg_warn("open files: cannot raise the limit to %llu (%s): %llu; "
+			"set LimitNOFILE in the unit (docs/operations.md)",
+			(unsigned long long)hard, strerror(-rc), (unsigned long long)soft);
+	else
+		vg_log(soft < low ? VG_LOG_WARN : VG_LOG_INFO, "open files: limit %llu%s",
+		       (unsigned long long)soft,
+		       soft < low ? " (low: set LimitNOFILE=65536 in the unit, "
+				    "docs/operations.md)"
+				  : "");
 }
 
 long vg_fs_flock_holder(const char *path)

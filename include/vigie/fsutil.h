@@ -38,6 +38,11 @@ int vg_fs_short_of_fds(int err);
  * it there). */
 int vg_fs_raise_nofile(uint64_t *soft, uint64_t *hard);
 
+/* vg_fs_raise_nofile, logged once: a warning when it cannot be raised,
+ * or when the limit in force is below low (0: never); else the limit as
+ * information. The daemons call it at start. */
+void vg_fs_raise_nofile_logged(uint64_t low);
+
 /* The pid holding a flock on path (a file or a directory), read from
  * /proc/locks: no pid file to go stale. A pid of another pid namespace
  * is as the kernel shows it. 0 if none holds one, or -errno (-ENOENT: no
