@@ -103,17 +103,45 @@ struct outcome {
 	uint64_t written_starved, written_again;
 };
 
+/* Write b with the memory exhausted (RLIMIT_AS lowered to what is mapped
+ * now, the heap's free memory taken), then again once it is given back:
+ * o's starved/again results and values written after each. 0, or the
+ * step that failed (1 /proc/self/statm, 2 getrlimit, 3 b or setrlimit). */
+static int starve(struct vg_store *s, struct vg_batch *b, struct outcome *o)
+{
+	struct vg_store_stats st;
+	struct rlimit old, lim;
+	long pages = 0, resident;
+	FILE *f;
+	void *h;
+
+	if (!(f = fopen("/proc/self/statm", "r")) ||
+	    fscanf(f, "%ld %ld", &pages, &resident) != 2 || fclose(f))
+		return 1;
+	if (getrlimit(RLIMIT_AS, &old))
+		return 2;
+	lim = old;
+	lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
+	if (!b || setrlimit(RLIMIT_AS, &lim))
+		return 3;
+	h = hog();
+	o->starved = vg_store_write_batch(s, b);
+	vg_store_get_stats(s, &st);
+	unhog(h);
+	setrlimit(RLIMIT_AS, &old);
+	o->written_starved = st.values_written;
+	o->again = vg_store_write_batch(s, b);
+	vg_store_get_stats(s, &st);
+	o->written_again = st.values_written;
+	return 0;
+}
+
 static void child(const char *dir, int fd)
 {
 	struct outcome o = {0};
 	struct vg_config cfg;
 	struct vg_store *s = NULL;
-	struct vg_store_stats st;
-	struct rlimit old, lim;
 	char err[256];
-	long pages = 0, resident;
-	FILE *f;
-	void *h;
 
 	vg_config_defaults(&cfg);
 	if (vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES, &cfg.narchives))
@@ -130,28 +158,11 @@ static void child(const char *dir, int fd)
 		    write_one(s, "node2", MS(T0), 2))
 			o.setup = 3;
 	}
-	if (!o.setup && (!(f = fopen("/proc/self/statm", "r")) ||
-			 fscanf(f, "%ld %ld", &pages, &resident) != 2 || fclose(f)))
-		o.setup = 4;
-	if (!o.setup && getrlimit(RLIMIT_AS, &old))
-		o.setup = 5;
 	if (!o.setup) {
 		struct vg_batch *b = one("node1", MS(T0 + 60), 3);
-		lim = old;
-		lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
-		if (!b || setrlimit(RLIMIT_AS, &lim)) {
-			o.setup = 6;
-		} else {
-			h = hog();
-			o.starved = vg_store_write_batch(s, b);
-			vg_store_get_stats(s, &st);
-			unhog(h);
-			setrlimit(RLIMIT_AS, &old);
-			o.written_starved = st.values_written;
-			o.again = vg_store_write_batch(s, b);
-			vg_store_get_stats(s, &st);
-			o.written_again = st.values_written;
-		}
+		int rc = starve(s, b, &o);
+		if (rc)
+			o.setup = 3 + rc;
 		vg_batch_free(b);
 	}
 	vg_store_close(s);
@@ -190,13 +201,8 @@ static void grow_child(const char *dir, int fd)
 	struct outcome o = {0};
 	struct vg_config cfg;
 	struct vg_store *s = NULL;
-	struct vg_store_stats st;
-	struct rlimit old, lim;
 	struct pollfd p;
 	char err[256], c = 0;
-	long pages = 0, resident;
-	FILE *f;
-	void *h;
 
 	g_main = pthread_self();
 	vg_config_defaults(&cfg);
@@ -217,28 +223,11 @@ static void grow_child(const char *dir, int fd)
 	for (int m = 1; m <= 4 && !o.setup; m++)
 		if (write_minute(s, "node1", m))
 			o.setup = 4;
-	if (!o.setup && (!(f = fopen("/proc/self/statm", "r")) ||
-			 fscanf(f, "%ld %ld", &pages, &resident) != 2 || fclose(f)))
-		o.setup = 5;
-	if (!o.setup && getrlimit(RLIMIT_AS, &old))
-		o.setup = 6;
 	if (!o.setup) {
 		struct vg_batch *b = one("node1", MS(T0 + 60 * 5), 5);
-		lim = old;
-		lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
-		if (!b || setrlimit(RLIMIT_AS, &lim)) {
-			o.setup = 7;
-		} else {
-			h = hog();
-			o.starved = vg_store_write_batch(s, b);
-			vg_store_get_stats(s, &st);
-			unhog(h);
-			setrlimit(RLIMIT_AS, &old);
-			o.written_starved = st.values_written;
-			o.again = vg_store_write_batch(s, b);
-			vg_store_get_stats(s, &st);
-			o.written_again = st.values_written;
-		}
+		int rc = starve(s, b, &o);
+		if (rc)
+			o.setup = 4 + rc;
 		vg_batch_free(b);
 	}
 	if (g_release[1] >= 0 && write(g_release[1], &c, 1) != 1)
@@ -321,10 +310,7 @@ static void test_cache_grow_nomem_retry(void **state)
 
 static void test_series_nomem_retry(void **state)
 {
-	char dir[] = "/tmp/vigie-store-nomem.XXXXXX", cmd[64];
 	struct outcome o;
-	int fds[2], status = 0;
-	pid_t pid;
 
 	(void)state;
 #ifdef __SANITIZE_ADDRESS__
@@ -335,22 +321,7 @@ static void test_series_nomem_retry(void **state)
 	       "run under it (the plain build runs it)\n");
 	skip();
 #endif
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(pipe(fds), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(fds[0]);
-		child(dir, fds[1]);
-	}
-	close(fds[1]);
-	ssize_t n = read(fds[0], &o, sizeof(o));
-	close(fds[0]);
-	waitpid(pid, &status, 0);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", dir);
-	assert_int_equal(n, sizeof(o));
+	run_child(child, &o);
 	assert_int_equal(o.setup, 0);
 	/* 1 value before (node2's), none taken while memory was exhausted */
 	print_message("# starved: %d (values written %llu), again: %d (%llu)\n", o.starved,
