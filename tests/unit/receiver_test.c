@@ -1412,9 +1412,17 @@ static double file_row_of(struct fixture *f, int metric, int m)
 				       sizeof(rel)),
 			 0);
 	snprintf(path, sizeof(path), "%s/%s", f->daemon.base, rel);
-	rrd_clear_error();
-	if (rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
-		fail_msg("fetch %s: %s", path, rrd_get_error());
+	/* the daemon's writer (a FLUSH another thread of the store sent)
+	 * holds the file's lock while it writes: read once it is done */
+	for (int tries = 0;; tries++) {
+		start = (T0 + (int64_t)(m - 1) * 60000) / 1000, end = start + 60, step = 60;
+		rrd_clear_error();
+		if (!rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
+			break;
+		if (tries >= 200 || !strstr(rrd_get_error(), "could not lock"))
+			fail_msg("fetch %s: %s", path, rrd_get_error());
+		usleep(10 * 1000);
+	}
 	/* the row ending at minute m */
 	v = data[((T0 / 1000 + (int64_t)m * 60) - start) / (time_t)step - 1];
 	rrd_freemem(names[0]);
