@@ -609,7 +609,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		{
 			struct vg_store_daemon dm[16];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
-			static const char *const fam[13][2] = {
+			static const char *const fam[14][2] = {
 				{"vigie_storage_daemon_up", "1 if the last call reached the storage daemon"},
 				{"vigie_storage_daemon_errors_total", "Failures that broke a connection to the storage daemon"},
 				{"vigie_storage_daemon_pending_files", "Files updated on the daemon, not yet FLUSHed (their journal segments are kept)"},
@@ -622,11 +622,12 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				{"vigie_storage_daemon_flush_refusing", "1 from a sync's FLUSH the storage daemon refused until a sync's FLUSHes pass again (/v1/health shows the daemon degraded meanwhile)"},
 				{"vigie_storage_daemon_vanished_total", "Files a sync found gone from the storage daemon's disk (deleted under it) while values of this collector's were accepted for them: those values are lost (docs/operations.md, \"A file deleted under the daemon\")"},
 				{"vigie_storage_daemon_unwritten_total", "Files a sync FLUSHed whose last update, read back, was behind the newest value the storage daemon took of this collector's: its write failed (an unwritable file, a full disk); the values are sent again from the journal (docs/operations.md, \"A file the daemon cannot write\")"},
-				{"vigie_storage_daemon_resend_watch_files", "Files found lost whose re-send from the journal is watched (its refusal as older than the file counted in vigie_storage_daemon_overtaken_total); each leaves once its re-send was written or refused, or the file removed: above 0 with no lost files for long, a re-send never decided (docs/operations.md, \"A replay that skips a value\")"}};
-			for (int k = 0; k < 13 && nd; k++) {
+				{"vigie_storage_daemon_resend_watch_files", "Files found lost whose re-send from the journal is watched (its refusal as older than the file counted in vigie_storage_daemon_overtaken_total); each leaves once its re-send was written or refused, or the file removed: above 0 with no lost files for long, a re-send never decided (docs/operations.md, \"A replay that skips a value\")"},
+				{"vigie_storage_daemon_round_trips_skipped_total", "Write-through round trips to the storage daemon not started because the batch's time left could not hold the daemon's recent round-trip time; their values wait for the storage thread (docs/operations.md, \"One deadline per batch\")"}};
+			for (int k = 0; k < 14 && nd; k++) {
 				family(b, fam[k][0],
-				       k == 1 || (k >= 4 && k <= 8) || k == 10 || k == 11 ? "counter"
-											  : "gauge",
+				       k == 1 || (k >= 4 && k <= 8) || k == 10 || k == 11 || k == 13 ? "counter"
+												     : "gauge",
 				       fam[k][1]);
 				for (size_t i = 0; i < nd; i++) {
 					char lab[256];
@@ -644,7 +645,8 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 						     : k == 9  ? (uint64_t)dm[i].flush_refusing
 						     : k == 10 ? dm[i].vanished
 						     : k == 11 ? dm[i].unwritten
-							       : dm[i].resend_watch);
+						     : k == 12 ? dm[i].resend_watch
+							       : dm[i].round_trips_skipped);
 				}
 			}
 			if (nd)
@@ -663,18 +665,6 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 					      "how=\"info\"} %llu\n",
 					      lab, (unsigned long long)dm[i].readback_local, lab,
 					      (unsigned long long)dm[i].readback_info);
-			}
-			if (nd)
-				family(b, "vigie_storage_daemon_round_trips_skipped_total", "counter",
-				       "Write-through round trips to the storage daemon not started "
-				       "because the batch's time left could not hold the daemon's "
-				       "recent round-trip time; their values wait for the storage "
-				       "thread (docs/operations.md, \"One deadline per batch\")");
-			for (size_t i = 0; i < nd; i++) {
-				char lab[256];
-				daemon_label(dm[i].address, lab, sizeof(lab));
-				label_sample(b, "vigie_storage_daemon_round_trips_skipped_total",
-					     "daemon", lab, dm[i].round_trips_skipped);
 			}
 			if (nd)
 				family(b, "vigie_storage_daemon_flushes_total", "counter",
