@@ -241,7 +241,8 @@ static const char step5_pg[] =
 /* Step 7: the silences of running instances, longer than the meter's
  * SILENCE_MS (billing/meter.c): a late exact start inside one ends the
  * run at its start, as it would delivered in order. Rare (a host or agent
- * down), so no bound but the number of such outages. */
+ * down); finalizing a month drops those no draft can bill a change to any
+ * more (finalize.c, prune_silences). */
 #define STEP7                                       \
 	"CREATE TABLE IF NOT EXISTS sighting_gaps(" \
 	" resource TEXT NOT NULL,"                  \

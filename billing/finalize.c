@@ -975,6 +975,41 @@ static int keep_billed_network(struct vg_db *db, struct vg_bill_month m)
 	return r < 0 ? r : 0;
 }
 
+/* The silences kept for late starts (sighting_gaps, billing schema
+ * step 7; meter.c) that no late start can change the bill of any more,
+ * once month m is finalized: those that end before the oldest month a
+ * later draft looks back to (m - MAX_LOOKBACK + 1) and begin inside the
+ * unbroken run of finalized months that ends at m. A month not finalized
+ * before them may still be drafted and look back over theirs: those stay.
+ * In the finalization's own transaction. */
+static int prune_silences(struct vg_db *db, struct vg_bill_month m)
+{
+	struct vg_bill_month f = m, first = m, oldest = m;
+	struct vg_db_stmt *s;
+	int r = 1;
+
+	for (int i = 1; i < MAX_LOOKBACK; i++)
+		oldest = vg_bill_month_prev(oldest);
+	for (;;) { /* first: where the unbroken run ending at m begins */
+		f = vg_bill_month_prev(f);
+		if (f.year < 1970 || (r = vg_bill_is_final(db, f)) != 1)
+			break;
+		first = f;
+	}
+	if (r < 0)
+		return r;
+	if (vg_bill_month_cmp(first, oldest) >= 0)
+		return 0;
+	if ((r = vg_db_prepare(db, "DELETE FROM sighting_gaps WHERE from_ms>=?1 AND to_ms<?2",
+			       &s)))
+		return r;
+	vg_db_bind_int64(s, 1, vg_bill_month_start_ms(first));
+	vg_db_bind_int64(s, 2, vg_bill_month_start_ms(oldest));
+	r = vg_db_step(s);
+	vg_db_reset(s);
+	return r < 0 ? r : 0;
+}
+
 /* Freeze month m: one transaction that reads the drafts and writes the
  * invoices and the month's mark. Two nodes finalizing the same month at
  * once (a shared PostgreSQL): both may compute, but the month's and the
@@ -1058,7 +1093,7 @@ int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		if (r < 0)
 			goto fail;
 	}
-	if ((r = keep_billed_network(db, m)))
+	if ((r = keep_billed_network(db, m)) || (r = prune_silences(db, m)))
 		goto fail;
 	if ((r = vg_db_commit(db)))
 		goto fail;

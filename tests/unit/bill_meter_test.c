@@ -621,6 +621,73 @@ static void test_silence_ended_by_start(void **state)
 	vg_bill_usage_clear(&u);
 }
 
+/* The silences kept for late starts (sighting_gaps) go when no draft
+ * can bill a change to their months any more: finalizing month M drops
+ * those before M - 23 (the oldest month the draft of M + 1 looks back
+ * to) that lie in the unbroken run of finalized months ending at M. Up
+ * to then, a late start inside one still ends the run there; a silence
+ * in a month not finalized stays. */
+static int64_t db_int(struct fx *f, const char *sql);
+
+static void test_silences_pruned(void **state)
+{
+	struct fx *f = fx_get(state);
+	static const char card[] = "{\"currency\":\"EUR\",\"minor_unit_digits\":2,"
+				   "\"prices\":[{\"valid_from\":\"2026-01-01\",\"compute\":"
+				   "{\"flavors\":{\"m1.small\":\"1\"}}}]}";
+	const char *hm[4] = {"13:06", "13:07", "16:06", "16:07"};
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_bill_ratecard *rc;
+	struct vg_bill_month m;
+	struct vg_bill_usage u;
+	struct vg_db_stmt *s;
+	char err[256], t[32];
+	size_t n;
+
+	assert_int_equal(vg_bill_ratecard_parse(card, sizeof(card) - 1, "c", &rc, err, sizeof(err)), 0);
+	for (int i = 0; i < 3; i++) { /* vmQ: a silence in August, not finalized */
+		snprintf(t, sizeof(t), "2026-08-10T%s:00Z", hm[i]);
+		poll(f, "vmQ", t, 1);
+	}
+	for (int i = 0; i < 4; i++) { /* vmP: a silence in September */
+		snprintf(t, sizeof(t), "2026-09-03T%s:00Z", hm[i]);
+		poll(f, "vmP", t, 1);
+	}
+	assert_int_equal(db_int(f, "SELECT count(*) FROM sighting_gaps"), 2);
+
+	/* September 2026 to July 2028 finalized, then August 2028: the
+	 * draft of September 2028 still looks back to September 2026 */
+	assert_int_equal(vg_bill_month_parse("2026-09", &m), 0);
+	assert_int_equal(vg_db_prepare(db, "INSERT INTO months(month,finalized_ms) VALUES(?1,0)", &s), 0);
+	for (int i = 0; i < 23; i++, m = vg_bill_month_next(m)) {
+		char ms[16];
+		vg_db_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)));
+		assert_int_equal(vg_db_step(s), 0);
+		vg_db_reset(s);
+	}
+	assert_int_equal(vg_bill_finalize(db, rc, m, vg_bill_month_end_ms(m), &n), 0);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM sighting_gaps WHERE resource='vmP'"), 1);
+
+	/* the start at 16:05, delivered late: the bill in order */
+	begin(f, "2026-09-03T16:07:00Z");
+	event(f, "vmP", VG_EV_STARTED, "2026-09-03T16:05:00Z");
+	commit(f);
+	load(f, "2026-09", &u);
+	assert_int_equal(nseg(&u, "vmP", VG_BILL_U_COMPUTE), 2);
+	assert_int_equal(seg(&u, "vmP", VG_BILL_U_COMPUTE, 0)->end_ms, T("2026-09-03T13:07:00Z"));
+	assert_int_equal(seg(&u, "vmP", VG_BILL_U_COMPUTE, 1)->start_ms, T("2026-09-03T16:05:00Z"));
+	vg_bill_usage_clear(&u);
+
+	/* September 2028 finalized: no draft looks back to September 2026
+	 * any more, its silence goes; August 2026's stays (its draft may
+	 * still come) */
+	m = vg_bill_month_next(m);
+	assert_int_equal(vg_bill_finalize(db, rc, m, vg_bill_month_end_ms(m), &n), 0);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM sighting_gaps WHERE resource='vmP'"), 0);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM sighting_gaps WHERE resource='vmQ'"), 1);
+	vg_bill_ratecard_free(rc);
+}
+
 /* A project's published measures (POST /v1/measures) on its instance
  * are no observation of the instance: one stamped max_future ahead (a
  * custom metric at poll time + 10 min) moved the meter's watermark, so
@@ -2191,6 +2258,7 @@ int main(void)
 		DBE_BOTH(test_single_poll_run, setup, teardown),
 		DBE_BOTH(test_published_not_observed, setup, teardown),
 		DBE_BOTH(test_silence_ended_by_start, setup, teardown),
+		DBE_BOTH(test_silences_pruned, setup, teardown),
 		DBE_BOTH(test_adopts_old_billing_db, setup, teardown),
 		DBE_BOTH(test_migration_exact_events, setup, teardown),
 		DBE_BOTH(test_migration_polls_only, setup, teardown),
