@@ -941,6 +941,18 @@ int vg_alarm_store_prune(struct vg_alarm_store *s, int64_t before_ms,
 			return rc;
 		n += (uint64_t)vg_db_changes(s->db);
 	}
+	/* the seq counter of a deleted alarm, once no history row names it
+	 * any more: not at the deletion, whose own history row (and any
+	 * notification attempt still due) goes on numbering the alarm's
+	 * rows after the ones kept */
+	if ((rc = vg_db_prepare(s->db, "DELETE FROM history_seq WHERE NOT EXISTS("
+				       "SELECT 1 FROM alarms a WHERE a.id = history_seq.alarm_id)"
+				       " AND NOT EXISTS(SELECT 1 FROM history h"
+				       " WHERE h.alarm_id = history_seq.alarm_id)",
+				&st)))
+		return map_rc(rc);
+	if ((rc = run(st)))
+		return rc;
 	if (deleted)
 		*deleted = n;
 	return 0;

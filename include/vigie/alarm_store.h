@@ -238,7 +238,9 @@ int vg_alarm_store_history(struct vg_alarm_store *s,
 			   int64_t *next_seq);
 
 /* Delete history rows and finished outbox rows recorded before
- * before_ms. *deleted (may be NULL) gets the count. */
+ * before_ms, and the history seq counter of each deleted alarm no history
+ * row names any more. *deleted (may be NULL) gets the count of history
+ * and outbox rows. */
 int vg_alarm_store_prune(struct vg_alarm_store *s, int64_t before_ms,
 			 uint64_t *deleted);
 

@@ -335,6 +335,58 @@ static void test_history_seq_per_alarm(void **state)
 	json_decref(page);
 }
 
+/* The seq of alarm id's newest history row (0: none). */
+static int64_t last_seq(struct fx *f, const char *id)
+{
+	struct vg_alarm_history_query q = {.alarm_id = id, .start_ms = 0, .end_ms = 1000000, .limit = 1000};
+	json_t *page;
+	int64_t next, seq = 0;
+	size_t n;
+
+	assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
+	if ((n = json_array_size(page)))
+		seq = json_integer_value(json_object_get(json_array_get(page, n - 1), "seq"));
+	json_decref(page);
+	return seq;
+}
+
+static void hist(struct fx *f, const char *id, const char *type, int64_t recorded_ms)
+{
+	assert_int_equal(vg_alarm_store_history_add(f->s, id, "acme", type, NULL, recorded_ms,
+						    recorded_ms, "{}"),
+			 0);
+}
+
+/* A deleted alarm's seq counter (history_seq) goes with its last history
+ * row, at the prune: not at the deletion, since the deletion's own row
+ * and later notification attempts go on numbering after the rows kept.
+ * An alarm that still exists keeps counting past its pruned rows; an id
+ * created again after its counter went starts at 1. */
+static void test_history_seq_pruned(void **state)
+{
+	struct fx *f = fx_get(state);
+
+	assert_int_equal(vg_alarm_store_put_def(f->s, "d1", "acme", "one", "{}", 1, 1), 0);
+	assert_int_equal(vg_alarm_store_put_def(f->s, "d2", "acme", "two", "{}", 1, 1), 0);
+	for (int i = 0; i < 2; i++) {
+		hist(f, "d1", "transition", 1000 + i);
+		hist(f, "d2", "transition", 1000 + i);
+	}
+	assert_int_equal(vg_alarm_store_delete_def(f->s, "d1"), 0);
+	hist(f, "d1", "deletion", 3000);
+	assert_int_equal(last_seq(f, "d1"), 3);
+	assert_int_equal(vg_alarm_store_prune(f->s, 2000, NULL), 0);
+	hist(f, "d1", "notification", 3001); /* one still due */
+	assert_int_equal(last_seq(f, "d1"), 4);
+	assert_int_equal(vg_alarm_store_prune(f->s, 5000, NULL), 0);
+	assert_int_equal(last_seq(f, "d1"), 0);
+	hist(f, "d2", "transition", 6000);
+	assert_int_equal(last_seq(f, "d2"), 3);
+	assert_int_equal(vg_alarm_store_put_def(f->s, "d1", "acme", "one", "{}", 7, 7), 0);
+	hist(f, "d1", "creation", 7000);
+	assert_int_equal(last_seq(f, "d1"), 1);
+}
+
 /* ---- the outbox's moves ---- */
 
 static void test_outbox_moves(void **state)
@@ -740,6 +792,7 @@ int main(void)
 		DBE_BOTH(test_group_members_and_open_values, setup, teardown),
 		DBE_BOTH(test_history_pages_and_prune, setup, teardown),
 		DBE_BOTH(test_history_seq_per_alarm, setup, teardown),
+		DBE_BOTH(test_history_seq_pruned, setup, teardown),
 		DBE_BOTH(test_outbox_moves, setup, teardown),
 		DBE_BOTH(test_outbox_claims, setup, teardown),
 		DBE_BOTH(test_notice_feed_by_transaction, setup, teardown),
