@@ -1136,7 +1136,8 @@ int main(int argc, char **argv)
 			{", clock unset ", cs.batches_clock_unset},
 			{", bad name ", cs.batches_bad_name},
 			{"; another host's resources dropped ",
-			 cs.resources_foreign}};
+			 cs.resources_foreign},
+			{"; projects trimmed ", cs.projects_trimmed}};
 		log_counts(traffic, sizeof(traffic) / sizeof(traffic[0]), "");
 		log_counts(refused, sizeof(refused) / sizeof(refused[0]), "");
 	}

@@ -405,6 +405,8 @@ static void test_host_bound(void **state)
 	add(b, VG_RT_HOST_DISK, "auth-a-sda", "auth-a", "hdisk.inflight", 8, t);
 	add(b, VG_RT_HOST_DISK, "auth-a-fs:/var", "auth-a", "hfs.used", 9, t);
 	add(b, VG_RT_INSTANCE, "auth-vm-1", NULL, "cpu.util", 10, t);
+	/* its project with a space at the end: taken as "acme", counted */
+	assert_int_equal(vg_batch_identity(b, "acme ", NULL, NULL), 0);
 	/* the rest of the batch is the node's own: acknowledged */
 	assert_int_equal(send_built(b, &ka), VG_ACK_OK);
 
@@ -438,7 +440,7 @@ static void test_host_bound(void **state)
 	assert_true(latest("auth-a-2-sda", "hdisk.inflight") == 3);
 
 	assert_int_equal(h_stop(&H), 0);
-	assert_true(log_has("another host's resources dropped 5"));
+	assert_true(log_has("another host's resources dropped 5; projects trimmed 1"));
 	assert_true(log_has("dropped host resource id=auth-b parent=(none)"));
 }
 
