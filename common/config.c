@@ -400,10 +400,12 @@ static const char *list_item(const char *p, const char **item, size_t *len)
 
 /* The daemon a checked [storage] daemons entry names, written to key
  * (size bytes) so that two spellings of one daemon give one key: a socket
- * path with its repeated '/' and its "." components dropped ("unix:" or
- * not), a host name without case, an IP literal in its one inet_ntop
- * form, the port as a number, 42217 when left out. Only for the
- * duplicate check: placement hashes the address as written. */
+ * path ("unix:" or not) with its directory resolved (realpath: symlinks,
+ * "..") when it exists, else with its repeated '/' and "." dropped and
+ * each ".." folded into the component before it; a host name without
+ * case or a trailing dot, an IP literal in its one inet_ntop form, the
+ * port as a number, 42217 when left out. Only for the duplicate check:
+ * placement hashes the address as written. */
 static void daemon_key(const char *a, size_t len, char *key, size_t size)
 {
 	char h[256], ip[INET6_ADDRSTRLEN];
@@ -413,7 +415,10 @@ static void daemon_key(const char *a, size_t len, char *key, size_t size)
 	size_t k = 0;
 
 	if (!strncmp(a, "unix:", 5) || a[0] == '/') {
-		const char *q = a[0] == '/' ? a : a + 5;
+		const char *q = a[0] == '/' ? a : a + 5, *path = q;
+		char raw[256], dir[PATH_MAX], *slash, *base;
+		size_t n = (size_t)(end - path) < sizeof(raw) ? (size_t)(end - path) : sizeof(raw) - 1;
+
 		k = (size_t)snprintf(key, size, "unix:");
 		while (q < end && k + 2 < size) {
 			const char *c = q;
@@ -422,18 +427,41 @@ static void daemon_key(const char *a, size_t len, char *key, size_t size)
 			const char *ce = c;
 			while (ce < end && *ce != '/')
 				ce++;
-			if (ce == c || (ce - c == 1 && *c == '.')) { /* "//", "/./", "/" at the end */
-				q = ce;
+			q = ce;
+			if (ce == c || (ce - c == 1 && *c == '.')) /* "//", "/./", "/" at the end */
+				continue;
+			if (ce - c == 2 && c[0] == '.' && c[1] == '.') { /* "/x/.." is "" */
+				while (k > 5 && key[k - 1] != '/')
+					k--;
+				if (k > 5)
+					k--;
 				continue;
 			}
 			key[k++] = '/';
 			for (; c < ce && k + 1 < size; c++)
 				key[k++] = *c;
-			q = ce;
 		}
 		if (k == 5 && k + 1 < size)
 			key[k++] = '/';
 		key[k] = '\0';
+		/* the directory as the kernel resolves it, when it exists */
+		memcpy(raw, path, n);
+		raw[n] = '\0';
+		while (n > 1 && raw[n - 1] == '/')
+			raw[--n] = '\0';
+		slash = strrchr(raw, '/');
+		base = slash + 1;
+		if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+			return;
+		*slash = '\0';
+		if (!realpath(slash == raw ? "/" : raw, dir))
+			return;
+		size_t dl = strcmp(dir, "/") ? strlen(dir) : 0, bl = strlen(base);
+		if (5 + dl + 1 + bl + 1 <= size) { /* "unix:" is there */
+			memcpy(key + 5, dir, dl);
+			key[5 + dl] = '/';
+			memcpy(key + 6 + dl, base, bl + 1);
+		}
 		return;
 	}
 	if (a[0] == '[') {
@@ -455,6 +483,8 @@ static void daemon_key(const char *a, size_t len, char *key, size_t size)
 	for (size_t i = 0; i < k; i++)
 		h[i] = (char)tolower((unsigned char)host[i]);
 	h[k] = '\0';
+	if (a[0] != '[' && k > 1 && h[k - 1] == '.') /* "h1." is the name h1 */
+		h[k - 1] = '\0';
 	if (inet_pton(AF_INET, h, bin) == 1 && inet_ntop(AF_INET, bin, ip, sizeof(ip)))
 		snprintf(key, size, "%s:%lu", ip, port);
 	else if (inet_pton(AF_INET6, h, bin) == 1 && inet_ntop(AF_INET6, bin, ip, sizeof(ip)))
@@ -465,7 +495,8 @@ static void daemon_key(const char *a, size_t len, char *key, size_t size)
 
 /* [storage] daemons: 1-64 addresses separated by commas, each once (a
  * daemon listed twice would take series under both names; daemon_key:
- * unix:/P and /P, h and H:42217 are one address). */
+ * unix:/P and /P, h and H.:42217, /D/../P and /P, a symlink's /L/P and
+ * its target's /T/P are one address). */
 static const char *check_daemons(const char *v)
 {
 	static __thread char msg[256];

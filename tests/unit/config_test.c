@@ -176,6 +176,57 @@ static void expect_error(const char *text, const char *msg)
 		fail_msg("error '%s' does not contain '%s'", err, msg);
 }
 
+/* [storage] daemons: a host's trailing dot and a socket path's "..",
+ * symlinks or both are spellings of one daemon too. The socket's
+ * directory is resolved when it exists (the kernel's ".." after a
+ * symlink), folded lexically when not. */
+static void test_daemons_same_spelled_otherwise(void **state)
+{
+	char d[] = "/tmp/vgcfg.XXXXXX", p[512], t[1024];
+	struct vg_config c;
+	char err[256];
+
+	expect_error("[storage]\ndaemons = h1.,h1\n", "'h1.' is 'h1'");
+	expect_error("[storage]\ndaemons = H1.:42217,h1\n", "one daemon twice");
+	expect_error("[storage]\ndaemons = unix:/nonexistent-vg/x/../a.sock,/nonexistent-vg/a.sock\n",
+		     "one daemon twice");
+	expect_error("[storage]\ndaemons = /nonexistent-vg/x/y/../../a.sock,/nonexistent-vg/./a.sock\n",
+		     "one daemon twice");
+	expect_error("[storage]\ndaemons = /../a.sock,/a.sock\n", "one daemon twice");
+
+	assert_non_null(mkdtemp(d));
+	snprintf(p, sizeof(p), "%s/real", d);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/real/sub", d);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/link", d);
+	assert_int_equal(symlink("real", p), 0);
+	snprintf(p, sizeof(p), "%s/deep", d);
+	assert_int_equal(symlink("real/sub", p), 0);
+	snprintf(t, sizeof(t), "[storage]\ndaemons = %s/link/r.sock,unix:%s/real/r.sock\n", d, d);
+	expect_error(t, "one daemon twice");
+	/* deep/.. is real/sub/.. = real, not d */
+	snprintf(t, sizeof(t), "[storage]\ndaemons = %s/deep/../r.sock,%s/real/r.sock\n", d, d);
+	expect_error(t, "one daemon twice");
+	snprintf(t, sizeof(t), "[storage]\ndaemons = %s/deep/../r.sock,%s/r.sock\n", d, d);
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, t, "t.conf", err, sizeof(err)), 0);
+	/* other hosts and sockets stay other daemons */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\ndaemons = h1.,h2,/run/a/../b.sock,/run/a.sock\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	snprintf(p, sizeof(p), "%s/deep", d);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/link", d);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/real/sub", d);
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/real", d);
+	rmdir(p);
+	rmdir(d);
+}
+
 static void test_errors_name_file_line_key(void **state)
 {
 	expect_error("[agent]\ninterval = 1\nintervall = 2\n", "x.conf:3: [agent] intervall: unknown key");
@@ -936,6 +987,7 @@ int main(void)
 		cmocka_unit_test(test_fs_keys),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors_name_file_line_key),
+		cmocka_unit_test(test_daemons_same_spelled_otherwise),
 		cmocka_unit_test(test_archive_tiers_strict),
 		cmocka_unit_test(test_collectors),
 		cmocka_unit_test(test_file_missing),
