@@ -1297,6 +1297,21 @@ int vg_config_stream_keys(const struct vg_config *c, struct vg_key *sign,
 	return 0;
 }
 
+/* [storage] key (a heartbeat of hb seconds) against the step: -EINVAL,
+ * why in err, when it is shorter (why: what that does, "" or ending in
+ * "; "; it: how the advice names the key; dflt: its default). */
+static int heartbeat_fits_step(const char *key, double hb, unsigned step, const char *why,
+			       const char *it, const char *dflt, char *err, size_t errlen)
+{
+	if (hb >= step)
+		return 0;
+	snprintf(err, errlen,
+		 "[storage] %s (%.0f s) is shorter than [storage] step (%u s): %sset %s to "
+		 "at least the step (%s by default)",
+		 key, hb, step, why, it, dflt);
+	return -EINVAL;
+}
+
 int vg_config_check(const struct vg_config *c, char *err, size_t errlen)
 {
 	char what[VG_POLICY_PATTERN_MAX + 16];
@@ -1317,22 +1332,11 @@ int vg_config_check(const struct vg_config *c, char *err, size_t errlen)
 		return 0;
 	/* the store refused these only once the data directory existed
 	 * (exit 1, "bad step, heartbeat or archives", no key named) */
-	if (c->storage_heartbeat_s < c->storage_step_s) {
-		snprintf(err, errlen,
-			 "[storage] heartbeat (%u s) is shorter than [storage] step "
-			 "(%u s): every point would be unknown; set heartbeat to at "
-			 "least the step (600 s by default)",
-			 c->storage_heartbeat_s, c->storage_step_s);
+	if (heartbeat_fits_step("heartbeat", c->storage_heartbeat_s, c->storage_step_s,
+				"every point would be unknown; ", "heartbeat", "600 s", err, errlen) ||
+	    heartbeat_fits_step("publish_heartbeat", c->storage_publish_heartbeat_s,
+				c->storage_step_s, "", "it", "2d", err, errlen))
 		return -EINVAL;
-	}
-	if (c->storage_publish_heartbeat_s < c->storage_step_s) {
-		snprintf(err, errlen,
-			 "[storage] publish_heartbeat (%.0f s) is shorter than "
-			 "[storage] step (%u s): set it to at least the step (2d by "
-			 "default)",
-			 c->storage_publish_heartbeat_s, c->storage_step_s);
-		return -EINVAL;
-	}
 	if (tiers_fit_step(c->archives, c->narchives, c->storage_step_s,
 			   "[storage] archives", err, errlen))
 		return -EINVAL;
