@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -284,9 +283,7 @@ int vg_spool_open(const char *dir, uint32_t max_batches, struct vg_spool **out)
 		vg_spool_close(s);
 		return rc;
 	}
-	s->lockfd = openat(s->dirfd, VG_SPOOL_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-	if (s->lockfd < 0 || flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
-		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if ((rc = vg_fs_lock_dir(dir, VG_SPOOL_LOCK, &s->lockfd))) {
 		vg_spool_close(s);
 		return rc;
 	}

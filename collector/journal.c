@@ -12,8 +12,9 @@
  * caller decides when a segment may go (the store: once no cached value
  * of it is left and the backend synced); a segment with a value that
  * could not be written is kept as <id>.kept for the operator instead.
- * One process owns a journal: flock on its directory. Who holds it is
- * read from /proc/locks (vg_fs_flock_holder): no pid file to go stale.
+ * One process owns a journal: flock on its directory (vg_fs_lock_dir).
+ * Who holds it is read from /proc/locks (vg_fs_flock_holder): no pid
+ * file to go stale.
  *
  * Invariants:
  *  - a record is appended whole or cut back off (ftruncate); when it
@@ -31,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,17 +78,13 @@ int vg_journal_open(struct vg_journal *j, const char *dir, char *err,
 		snprintf(err, errlen, "store: %s: %s", j->dir, strerror(-rc));
 		return rc;
 	}
-	j->lock_fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (j->lock_fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "store: %s: %s", j->dir, strerror(-rc));
-		return rc;
-	}
-	if (flock(j->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+	/* held by another store: this one reads only (owner 0) */
+	rc = vg_fs_lock_dir(j->dir, NULL, &j->lock_fd);
+	if (!rc) {
 		j->owner = 1;
-	} else if (errno != EWOULDBLOCK) {
-		rc = -errno;
-		snprintf(err, errlen, "store: lock %s: %s", j->dir, strerror(-rc));
+	} else if (rc != -EBUSY) {
+		snprintf(err, errlen, j->lock_fd < 0 ? "store: %s: %s" : "store: lock %s: %s",
+			 j->dir, strerror(-rc));
 		return rc;
 	}
 	return 0;

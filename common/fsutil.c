@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -117,6 +118,28 @@ void vg_fs_raise_nofile_logged(uint64_t low)
 		       soft < low ? " (low: set LimitNOFILE=65536 in the unit, "
 				    "docs/operations.md)"
 				  : "");
+}
+
+int vg_fs_lock_dir(const char *dir, const char *name, int *fd)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (!name) {
+		*fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
+			*fd = -1;
+			return -ENAMETOOLONG;
+		}
+		*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	}
+	if (*fd < 0)
+		return -errno;
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	rc = errno;
+	return rc == EWOULDBLOCK ? -EBUSY : -rc;
 }
 
 long vg_fs_flock_holder(const char *path)

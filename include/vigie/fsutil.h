@@ -2,7 +2,7 @@
  * vigie — small file-system helpers every component needs
  * (common/fsutil.c): creating a data directory and its parents, making a
  * rename or link durable, asking for free space, the open-file limit,
- * naming the holder of a flock.
+ * taking a directory's lock and naming its holder.
  */
 #ifndef VIGIE_FSUTIL_H
 #define VIGIE_FSUTIL_H
@@ -42,6 +42,16 @@ int vg_fs_raise_nofile(uint64_t *soft, uint64_t *hard);
  * or when the limit in force is below low (0: never); else the limit as
  * information. The daemons call it at start. */
 void vg_fs_raise_nofile_logged(uint64_t low);
+
+/* Take the lock of a directory that one process at a time owns: an
+ * exclusive flock, not waited for, on the directory itself (name NULL)
+ * or on the file name in it (created 0640 if missing). The lock lives
+ * as long as *fd, which stays open once the open succeeded, whatever
+ * the answer (the caller closes it): vg_fs_flock_holder names the
+ * holder. 0: locked; -EBUSY: another process holds it; else the -errno
+ * of the open (*fd -1) or of the flock. The agent's spool and the
+ * collector's journal use it. */
+int vg_fs_lock_dir(const char *dir, const char *name, int *fd);
 
 /* The pid holding a flock on path (a file or a directory), read from
  * /proc/locks: no pid file to go stale. A pid of another pid namespace
