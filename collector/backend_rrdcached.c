@@ -2431,6 +2431,14 @@ static void owner_note(struct rcd *r, const char *name, const char *addr)
  * the cause once another create succeeds. */
 #define NODIR_STALE_MS (120 * 1000)
 
+/* The clock of the expiry (a test moves it: backend.h). */
+static int64_t nodir_now(void)
+{
+	int64_t now = vg_monotonic_ms();
+
+	return vg_rrd_rrdcached_test_nodir_now ? vg_rrd_rrdcached_test_nodir_now(now) : now;
+}
+
 /* path's create refused for want of directories, now. d->mu held. A
  * failed allocation only leaves it out of the set. */
 static void nodir_note(struct daemon *d, const char *path)
@@ -2442,7 +2450,7 @@ static void nodir_note(struct daemon *d, const char *path)
 		return;
 	}
 	if (t)
-		*t = vg_monotonic_ms();
+		*t = nodir_now();
 }
 
 /* path's create succeeded: 1 when no other file refused so within
@@ -2451,7 +2459,7 @@ static void nodir_note(struct daemon *d, const char *path)
 static int nodir_done(struct daemon *d, const char *path)
 {
 	const struct vg_hmap_entry *e;
-	int64_t now = vg_monotonic_ms();
+	int64_t now = nodir_now();
 	size_t pos = 0;
 
 	free(vg_hmap_dels(&d->nodir, path));
