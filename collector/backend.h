@@ -467,6 +467,12 @@ void vg_rrd_rrdcached_test_before_send(const char *path) __attribute__((weak));
  * leaves it undefined. */
 void vg_rrd_rrdcached_test_before_create(const char *path) __attribute__((weak));
 
+/* Test hook, weak: the clock of the "start it with -R" cause's expiry
+ * (backend_rrdcached.c NODIR_STALE_MS), given the monotonic time now and
+ * answering the time to use (tests/unit/store_rrdcached_test.c moves it
+ * past the 2 minutes). The daemon leaves it undefined. */
+int64_t vg_rrd_rrdcached_test_nodir_now(int64_t now_ms) __attribute__((weak));
+
 /* Test hook, weak: called by the rrdcached backend's check after a
  * failure (overtaken_check) once it decided to FLUSH files behind our
  * values, before that FLUSH BATCH is sent, with the client held

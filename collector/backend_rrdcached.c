@@ -1824,15 +1824,47 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	return ret;
 }
 
-/* The last idle client of d, or NULL. */
+/* While d is suspect, close its idle clients (the caller holds d->mu; at
+ * most POOL_MAX + FLUSH_CONNS_MAX of them go into OUT, closed by the
+ * caller after the lock): each was checked before d became suspect, and
+ * the check the suspicion asks for runs only on a new connection
+ * (client_get_cut). The start replay marks its daemons suspect
+ * (rcd_replay_note) without a failure, so a client made before it (the
+ * store's warm, an open) stayed in the pool, and the replay read its
+ * files on it, FLUSH then INFO, without the check: a file the daemon's -j
+ * replay left holding minute 6 without 5 had 6 written over the gap and
+ * 5 skipped as stored, lost for good. The number put into OUT. */
+static size_t pool_take_if_suspect(struct daemon *d, struct vg_rrdcd **out)
+{
+	size_t n = 0;
+
+	if (!__atomic_load_n(&d->suspect, __ATOMIC_RELAXED))
+		return 0;
+	while (d->nidle)
+		out[n++] = d->idle[--d->nidle];
+	while (d->nfidle)
+		out[n++] = d->fidle[--d->nfidle];
+	return n;
+}
+
+static void pool_close(struct vg_rrdcd **c, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		vg_rrdcd_close(c[k]);
+}
+
+/* The last idle client of d, or NULL (always while d is suspect). */
 static struct vg_rrdcd *idle_pop(struct daemon *d)
 {
-	struct vg_rrdcd *c = NULL;
+	struct vg_rrdcd *c = NULL, *drop[POOL_MAX + FLUSH_CONNS_MAX];
+	size_t ndrop;
 
 	pthread_mutex_lock(&d->mu);
+	ndrop = pool_take_if_suspect(d, drop);
 	if (d->nidle)
 		c = d->idle[--d->nidle];
 	pthread_mutex_unlock(&d->mu);
+	pool_close(drop, ndrop);
 	return c;
 }
 
@@ -2399,6 +2431,14 @@ static void owner_note(struct rcd *r, const char *name, const char *addr)
  * the cause once another create succeeds. */
 #define NODIR_STALE_MS (120 * 1000)
 
+/* The clock of the expiry (a test moves it: backend.h). */
+static int64_t nodir_now(void)
+{
+	int64_t now = vg_monotonic_ms();
+
+	return vg_rrd_rrdcached_test_nodir_now ? vg_rrd_rrdcached_test_nodir_now(now) : now;
+}
+
 /* path's create refused for want of directories, now. d->mu held. A
  * failed allocation only leaves it out of the set. */
 static void nodir_note(struct daemon *d, const char *path)
@@ -2410,7 +2450,7 @@ static void nodir_note(struct daemon *d, const char *path)
 		return;
 	}
 	if (t)
-		*t = vg_monotonic_ms();
+		*t = nodir_now();
 }
 
 /* path's create succeeded: 1 when no other file refused so within
@@ -2419,7 +2459,7 @@ static void nodir_note(struct daemon *d, const char *path)
 static int nodir_done(struct daemon *d, const char *path)
 {
 	const struct vg_hmap_entry *e;
-	int64_t now = vg_monotonic_ms();
+	int64_t now = nodir_now();
 	size_t pos = 0;
 
 	free(vg_hmap_dels(&d->nodir, path));

@@ -539,6 +539,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(values_resent);
 	LD(cache_full);
 	LD(series_unreachable);
+	LD(batches_nomem);
 	LD(series_recreated);
 	LD(series_dir_missing);
 	LD(series_dir_waiting);
@@ -3145,8 +3146,8 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	if (nuncached) {
 		/* no memory to cache a value: never acknowledged as if taken
 		 * (what the batch cached is, and is written; its re-send
-		 * takes the rest once) */
-		count(&s->stats.series_unreachable, 1);
+		 * takes the rest once); not a new series' RETRY */
+		count(&s->stats.batches_nomem, 1);
 		snprintf(s->last_error, sizeof(s->last_error),
 			 "no memory to cache %llu value(s) of the batch; answered RETRY",
 			 (unsigned long long)nuncached);

@@ -140,6 +140,10 @@ struct vg_store_stats {
 				      * descriptor or memory left to read,
 				      * create or hold it); the agent
 				      * re-sends it */
+	uint64_t batches_nomem;      /* batches refused (-EAGAIN): no memory
+				      * to cache a value of a series already
+				      * open (its cache array could not
+				      * grow); the agent re-sends it */
 	uint64_t journal_bytes;      /* appended since open */
 	uint64_t journal_syncs;      /* fdatasync calls */
 	uint64_t backend_syncs;      /* backend syncs before retiring journal

@@ -719,15 +719,17 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			}
 		}
 		{
-			static const char *const why[] = {"cache_full", "new_series"};
-			const uint64_t nwhy[] = {ss.cache_full, ss.series_unreachable};
+			static const char *const why[] = {"cache_full", "new_series", "no_memory"};
+			const uint64_t nwhy[] = {ss.cache_full, ss.series_unreachable,
+						 ss.batches_nomem};
 			labelled(b, "vigie_store_batches_retry_total", "counter",
 				 "Batches the store could not take now (answered RETRY, the "
 				 "agent re-sends them), by reason: the write-behind cache "
 				 "full, or a series new to the store whose storage daemon "
 				 "could not read or create it in time (or cannot create it: "
-				 "started without -R)",
-				 "reason", why, nwhy, 2);
+				 "started without -R), or no memory to cache a value of "
+				 "a series already open",
+				 "reason", why, nwhy, 3);
 		}
 		one(b, "vigie_store_values_resent_total", "counter",
 		    "Values read back from the journal and written again: a storage "

@@ -515,6 +515,47 @@ static void test_replay_after_restart_reads_what_the_file_holds(void **state)
 	b->ops->close(b);
 }
 
+/* The same race met by a restarted collector that already holds an idle
+ * connection to the daemon when its start replay names the file (made
+ * after the daemon's restart, as the store's warm or an open makes one,
+ * and checked then, with nothing to check). The replay_note makes the
+ * daemon suspect; the replay's read must not take that connection, whose
+ * check predates the note: read on it (FLUSH, then INFO), minute 6 was
+ * written over the gap and the file read at 6, minute 5 skipped as stored.
+ * The pool is dropped and a new connection checks the file first: the
+ * file holds 4, and the replay writes 5 and 6. */
+static void test_replay_note_drops_an_idle_connection_checked_before(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+	int64_t last = INT64_MIN;
+
+	race_drops_minute_5(f);
+	b = restarted_collector(f, &bloc);
+	/* an idle connection, checked with nothing noted yet */
+	b->ops->warm(b);
+	b->ops->replay_note(b, &bloc, MS(T0 + 300), MS(T0 + 360), INT64_MIN,
+			    (const int64_t[]){MS(T0 + 300), MS(T0 + 360)}, 2);
+	for (int i = 0; i < 50; i++) {
+		if (b->ops->last_ms(b, &bloc, &last, VG_RRD_REPLAY) != -EHOSTUNREACH)
+			break;
+		usleep(100 * 1000);
+	}
+	if (last < MS(T0 + 240) || last >= MS(T0 + 300))
+		fail_msg("last update read at %lld s past T0 on the connection made before "
+			 "the replay's note; the file holds minute 4 (240 s)",
+			 (long long)(last / 1000 - T0));
+	res = update_on(b, &bloc, 5, 6, 1);
+	if (res.failed)
+		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
+	assert_int_equal(res.written, 2);
+	assert_int_equal(b->ops->sync(b), 0);
+	check_file(f, 6);
+	b->ops->close(b);
+}
+
 /* The start replay reads the files it named in groups
  * (backend_rrdcached.c replay_read: a FLUSH BATCH, then the INFOs
  * pipelined): more files than one group (VG_RRDCD_LAST_MANY_MAX), each
@@ -2159,6 +2200,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replay_keeps_a_value_after_one_it_dropped,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_after_restart_reads_what_the_file_holds,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_note_drops_an_idle_connection_checked_before,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_replay_resend_overtaken_counted, setup,
 						teardown),

@@ -20,6 +20,8 @@
  * then, and before the fix the batch was acknowledged with it not cached
  * (only its journal segment kept), never written while the collector ran.
  * Now the batch is answered RETRY, and its re-send takes the value, once.
+ * Its RETRY is counted as no memory (batches_nomem, reason="no_memory"),
+ * not as a series new to the store (series_unreachable, "new_series").
  *
  * Files backend only (no daemon: the fault is the collector's own
  * memory). Time is driven through sample timestamps.
@@ -101,6 +103,8 @@ struct outcome {
 	int starved; /* the write while memory is exhausted */
 	int again;   /* the same batch once memory is back */
 	uint64_t written_starved, written_again;
+	/* the starved write's RETRY, by reason (vigie_store_batches_retry_total) */
+	uint64_t nomem, unreachable;
 };
 
 /* Write b with the memory exhausted (RLIMIT_AS lowered to what is mapped
@@ -130,6 +134,8 @@ static int starve(struct vg_store *s, struct vg_batch *b, struct outcome *o)
 	unhog(h);
 	setrlimit(RLIMIT_AS, &old);
 	o->written_starved = st.values_written;
+	o->nomem = st.batches_nomem;
+	o->unreachable = st.series_unreachable;
 	o->again = vg_store_write_batch(s, b);
 	vg_store_get_stats(s, &st);
 	o->written_again = st.values_written;
@@ -304,6 +310,9 @@ static void test_cache_grow_nomem_retry(void **state)
 	 * then taken once: node1 holds 1..5 (setup 11/12 otherwise) */
 	assert_int_equal(o.starved, -EAGAIN);
 	assert_int_equal(o.written_starved, 5);
+	/* counted as no memory, not as a new series (node1 is open) */
+	assert_int_equal(o.nomem, 1);
+	assert_int_equal(o.unreachable, 0);
 	assert_int_equal(o.again, 0);
 	assert_int_equal(o.written_again, 6);
 }
@@ -329,6 +338,8 @@ static void test_series_nomem_retry(void **state)
 		      (unsigned long long)o.written_again);
 	assert_int_equal(o.starved, -EAGAIN);
 	assert_int_equal(o.written_starved, 1);
+	assert_int_equal(o.unreachable, 1); /* node1 new to this store */
+	assert_int_equal(o.nomem, 0);
 	assert_int_equal(o.again, 0);
 	assert_int_equal(o.written_again, 2);
 }

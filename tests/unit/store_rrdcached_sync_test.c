@@ -16,7 +16,9 @@
  *  - each FLUSH is counted at its call site;
  *  - vg_store_flush fails while values are owed (their daemon down), and
  *    passes again once they are written, also with a batch cached during
- *    the flush, however long ago the daemon was down.
+ *    the flush, however long ago the daemon was down;
+ *  - vg_store_flush waiting for the storage thread's write in flight
+ *    answers -EIO when that write fails (the daemon killed -9 under it).
  */
 #include <errno.h>
 #include <limits.h>
@@ -61,10 +63,23 @@ static int main_sent;
 static struct vg_store *held_store;
 static int held_write_rc;
 
+/* __atomic: the storage thread's next send waits in the hook (hold_send)
+ * until send_release, send_held set meanwhile, send_done once it goes */
+static int hold_send, send_held, send_release, send_done;
+
 void vg_rrd_rrdcached_test_before_send(const char *path)
 {
-	if (pthread_equal(pthread_self(), main_thread))
+	if (pthread_equal(pthread_self(), main_thread)) {
 		__atomic_store_n(&main_sent, 1, __ATOMIC_SEQ_CST);
+		return;
+	}
+	if (!__atomic_exchange_n(&hold_send, 0, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_store_n(&send_held, 1, __ATOMIC_SEQ_CST);
+	int64_t until = vg_monotonic_ms() + 20000;
+	while (!__atomic_load_n(&send_release, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
+		usleep(5 * 1000);
+	__atomic_store_n(&send_done, 1, __ATOMIC_SEQ_CST);
 }
 
 void vg_rrd_rrdcached_test_before_create(const char *path)
@@ -255,6 +270,75 @@ static void test_flush_after_outage(void **state)
 	assert_int_equal(st.write_errors, 0);
 }
 
+struct flusher {
+	struct vg_store *s;
+	int rc, returned, done_at_return;
+};
+
+static void *flush_thread(void *arg)
+{
+	struct flusher *fl = arg;
+
+	fl->rc = vg_store_flush(fl->s);
+	fl->done_at_return = __atomic_load_n(&send_done, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&fl->returned, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* vg_store_flush meets a group the storage thread took (values out of
+ * the cache, on their way to the daemon) and waits for it
+ * (store.c group_in_flight); that write fails (the daemon killed -9
+ * while the storage thread holds its connection, before the send): the
+ * flush answers -EIO, never 0, and only after the write gave up. The
+ * files backend's version is store_flush_wait_test; this is the
+ * daemon's. Once the daemon is back the values are written. */
+static void test_flush_waiting_for_a_write_that_fails(void **state)
+{
+	struct fx *f = *state;
+	struct vg_store_stats st;
+	pthread_t t;
+	int rc = -1;
+
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 1, 0), 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	/* minute 1 cached; after 1 s with no batch the storage thread
+	 * writes it, held before its send */
+	__atomic_store_n(&hold_send, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 1, 1), 0);
+	int64_t until = vg_monotonic_ms() + 20000;
+	while (!__atomic_load_n(&send_held, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
+		usleep(10 * 1000);
+	assert_true(__atomic_load_n(&send_held, __ATOMIC_SEQ_CST));
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0); /* taken, on their way */
+
+	struct flusher fl = {.s = f->s};
+	assert_int_equal(pthread_create(&t, NULL, flush_thread, &fl), 0);
+	until = vg_monotonic_ms() + 500;
+	while (!__atomic_load_n(&fl.returned, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
+		usleep(10 * 1000);
+	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0);
+	__atomic_store_n(&send_release, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	__atomic_store_n(&send_release, 0, __ATOMIC_SEQ_CST);
+	assert_int_equal(fl.done_at_return, 1); /* it waited for the write */
+	assert_int_equal(fl.rc, -EIO);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+
+	/* back: minute 1 written (bounded: the back-off, then a flush) */
+	assert_int_equal(hrd_restart(&f->d), 0);
+	for (int i = 0; i < 120; i++) {
+		rc = vg_store_flush(f->s);
+		vg_store_get_stats(f->s, &st);
+		if (!rc && !st.values_pending)
+			break;
+		usleep(250 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	fxs_check_series(f->s, 0, 2);
+}
+
 static int setup_wt(void **state)
 {
 	struct fx *f;
@@ -304,6 +388,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_during_a_sync_gets_its_own, setup_wt,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flush_after_outage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_waiting_for_a_write_that_fails, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

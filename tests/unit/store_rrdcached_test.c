@@ -607,6 +607,54 @@ static void test_daemon_without_R(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
+/* The clock of the -R cause's expiry (backend.h
+ * vg_rrd_rrdcached_test_nodir_now): the monotonic time plus g_nodir_skew_ms. */
+static int64_t g_nodir_skew_ms;
+
+int64_t vg_rrd_rrdcached_test_nodir_now(int64_t now_ms)
+{
+	return now_ms + __atomic_load_n(&g_nodir_skew_ms, __ATOMIC_RELAXED);
+}
+
+/* The "start it with -R" cause expires (docs/operations.md): a series
+ * whose create the daemon refused and that nobody tries again (its batch
+ * answered RETRY, its agent gone) holds the cause 2 minutes; a create
+ * that succeeds within them leaves it shown, one after them clears it.
+ * The expiry's clock is moved by the test hook, not waited for. */
+static void test_no_R_cause_expires(void **state)
+{
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	char dir[200];
+
+	(void)state;
+	s = daemon_store(&d, &cfg, dir, sizeof(dir), "store-rcd-noR-expiry", without_r);
+	node_dirs(&d); /* node0's and node1's, not node5's */
+	/* node5, new, in no directory: RETRY, the cause shown */
+	assert_int_equal(fxs_write_minute(s, "node", 5, 1, 0), -EAGAIN);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_true(dm[0].cannot_create);
+	/* 1 minute 59 s later node0 is created: node5 still counts */
+	__atomic_store_n(&g_nodir_skew_ms, 119 * 1000, __ATOMIC_RELAXED);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 1, 0), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_true(dm[0].cannot_create);
+	assert_non_null(strstr(dm[0].error, "start rrdcached with -R"));
+	/* 2 minutes 1 s after node5's refusal node1 is created: the cause
+	 * expired and clears */
+	__atomic_store_n(&g_nodir_skew_ms, 121 * 1000, __ATOMIC_RELAXED);
+	assert_int_equal(fxs_write_minute(s, "node", 1, 1, 0), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_false(dm[0].cannot_create);
+	assert_null(strstr(dm[0].error, "-R"));
+	__atomic_store_n(&g_nodir_skew_ms, 0, __ATOMIC_RELAXED);
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 /* A resource's directory removed (rm -r base/host/node0, its file
  * FORGOTten first) under a daemon started without -R: the store creates
  * the file again (its type directory is there: a deletion), and the
@@ -786,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_daemon_without_R),
 		cmocka_unit_test(test_replay_daemon_without_R),
 		cmocka_unit_test(test_recreate_daemon_without_R),
+		cmocka_unit_test(test_no_R_cause_expires),
 		cmocka_unit_test_setup_teardown(test_daemon_down_then_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_and_daemon_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_daemon_down, setup, teardown),
