@@ -212,6 +212,7 @@
 #include "collector/placement.h"
 #include "collector/rrd_file.h"
 #include "collector/rrd_view.h"
+#include "collector/timepack.h"
 
 #define ESC_MAX (3 * VG_NAME_MAX + 1)
 #define POOL_MAX 8          /* idle clients kept per daemon */
@@ -896,10 +897,11 @@ static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *nam
 	vg_rrdcd_fetch_free(&f);
 }
 
-/* The start replay's journaled times of a file (rcd_replay_note), sorted. */
+/* The start replay's journaled times of a file (rcd_replay_note),
+ * ascending, packed (timepack.h: 2 to 3 bytes each rather than 8). */
 struct replay_times {
-	size_t n;
-	int64_t t[];
+	size_t len;
+	uint8_t b[];
 };
 
 /* The oldest journaled time of NAME after AFTER (ms), from the times the
@@ -911,9 +913,7 @@ static int64_t replay_oldest_after(struct daemon *d, const char *name, int64_t a
 
 	pthread_mutex_lock(&d->mu);
 	if ((rt = vg_hmap_gets(&d->jtimes, name)))
-		for (size_t i = 0; i < rt->n && t == INT64_MAX; i++)
-			if (rt->t[i] > after)
-				t = rt->t[i];
+		t = vg_tpack_first_after(rt->b, rt->len, after);
 	pthread_mutex_unlock(&d->mu);
 	return t;
 }
@@ -2846,8 +2846,9 @@ struct replay_pre {
  * exactly these files (check_sent: INFO; a file behind our newest value
  * FORGOTten, unless the daemon holds cached another collector's values,
  * PENDING, or ours from our oldest journaled time after the file's last
- * update on (TIMES[0..NTIMES), kept in d->jtimes until the file's check
- * decides: the collector restarted, not the daemon), then FLUSHed; then
+ * update on (TIMES[0..NTIMES), kept packed in d->jtimes, timepack.h,
+ * until the file's check decides: the collector restarted, not the
+ * daemon), then FLUSHed; then
  * read again, and found lost with what it holds), before the replay
  * reads any of them (replay_last_ms). Only the
  * files the journal holds values of, in groups of 32 within the check's
@@ -2876,9 +2877,12 @@ static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 		pre->want = newest_ms;
 	}
 	/* no times (out of memory): the check FORGETs, as before them */
-	if (ntimes && (rt = malloc(sizeof(*rt) + ntimes * sizeof(rt->t[0])))) {
-		rt->n = ntimes;
-		memcpy(rt->t, times, ntimes * sizeof(rt->t[0]));
+	if (ntimes) {
+		size_t blen = vg_tpack_size(times, ntimes);
+		if ((rt = malloc(sizeof(*rt) + blen))) {
+			rt->len = blen;
+			vg_tpack_write(times, ntimes, rt->b);
+		}
 	}
 	pthread_mutex_lock(&d->mu);
 	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, arrived_ms, 1);

@@ -152,6 +152,7 @@
 #include "collector/backend.h"
 #include "collector/journal.h"
 #include "collector/placement.h"
+#include "collector/timepack.h"
 
 /* Rows a fetch returns past a series' last update, at most (unknown rows:
  * a range reaching further into the future is cut there). */
@@ -3370,28 +3371,11 @@ struct replay_span {
 	 * another collector, journal.c "The arrival marker"); INT64_MIN:
 	 * none */
 	int64_t arrived_ms;
-	/* every journaled time (malloc'd; sorted and made distinct by
-	 * replay_spans before replay_note) */
-	int64_t *t;
-	size_t nt, tcap;
+	/* every journaled time, packed as they come (timepack.h: about 2
+	 * to 3 bytes each, not 8; sorted and made distinct by replay_spans
+	 * before replay_note) */
+	struct vg_tpack t;
 };
-
-/* Append time T to sp's times. 0 or -ENOMEM. */
-static int span_time(struct replay_span *sp, int64_t t)
-{
-	if (sp->nt && sp->t[sp->nt - 1] == t)
-		return 0; /* the same time again (another metric's record) */
-	if (sp->nt == sp->tcap) {
-		size_t ncap = sp->tcap ? 2 * sp->tcap : 8;
-		int64_t *p = realloc(sp->t, ncap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		sp->t = p;
-		sp->tcap = ncap;
-	}
-	sp->t[sp->nt++] = t;
-	return 0;
-}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -3441,7 +3425,7 @@ static int span_take(void *ctx, const struct vg_batch *b)
 					sp->newest_ms = r->time_ms;
 				if (b->arrived && r->time_ms > sp->arrived_ms)
 					sp->arrived_ms = r->time_ms;
-				if (span_time(sp, r->time_ms))
+				if (vg_tpack_add(&sp->t, r->time_ms))
 					sc->oom = 1;
 				continue;
 			}
@@ -3456,11 +3440,10 @@ static int span_take(void *ctx, const struct vg_batch *b)
 				sc->cap = ncap;
 			}
 			sc->span[sc->n] = (struct replay_span){
-				r->time_ms, r->time_ms, b->arrived ? r->time_ms : INT64_MIN, NULL, 0,
-				0};
-			if (span_time(&sc->span[sc->n], r->time_ms) ||
+				r->time_ms, r->time_ms, b->arrived ? r->time_ms : INT64_MIN, {0}};
+			if (vg_tpack_add(&sc->span[sc->n].t, r->time_ms) ||
 			    vg_hmap_put_hashed(&sc->keys, key, klen, h, (void *)(sc->n + 1), NULL)) {
-				free(sc->span[sc->n].t);
+				vg_tpack_free(&sc->span[sc->n].t);
 				sc->oom = 1;
 				break;
 			}
@@ -3482,7 +3465,11 @@ static int span_take(void *ctx, const struct vg_batch *b)
  * than the newest, or older than the arrival (the host was here, left
  * and came back: the other collector's lie between). The price: the segments are read twice (what
  * the journal holds: at most the values of one sync interval, or of the
- * storage thread's lag). 0 or -errno (the replay's own). */
+ * storage thread's lag), and the times held packed (timepack.h: 2 to 3
+ * bytes per journaled value, each series' freed as the engine takes its
+ * own packed copy, so the two are never both whole; 16 to 24 bytes as
+ * int64 arrays before, docs/benchmarks.md "The start replay's memory").
+ * 0 or -errno (the replay's own). */
 static int replay_spans(struct vg_store *s, const uint64_t *ids, size_t n)
 {
 	struct replay_scan sc = {0};
@@ -3499,17 +3486,31 @@ static int replay_spans(struct vg_store *s, const uint64_t *ids, size_t n)
 		const char *id = e->key + strlen(e->key) + 1;
 		const char *metric = id + strlen(id) + 1;
 		struct vg_rrd_loc loc;
+		int64_t *t = malloc(sp->t.n * sizeof(*t));
 		size_t nt = 0;
-		qsort(sp->t, sp->nt, sizeof(sp->t[0]), cmp_i64);
-		for (size_t i = 0; i < sp->nt; i++)
-			if (!nt || sp->t[i] != sp->t[nt - 1])
-				sp->t[nt++] = sp->t[i];
+		if (!t) {
+			rc = -ENOMEM;
+			break;
+		}
+		/* one series unpacked at a time; its packed times go once the
+		 * engine has its own (packed too) */
+		size_t nv = vg_tpack_unpack(sp->t.b, sp->t.len, t);
+		if (sp->t.unsorted) { /* else ascending, distinct */
+			qsort(t, nv, sizeof(t[0]), cmp_i64);
+			for (size_t i = 0; i < nv; i++)
+				if (!nt || t[i] != t[nt - 1])
+					t[nt++] = t[i];
+		} else {
+			nt = nv;
+		}
+		vg_tpack_free(&sp->t);
 		if (!s->be->ops->locate(s->be, atoi(e->key), id, metric, &loc))
 			s->be->ops->replay_note(s->be, &loc, sp->first_ms, sp->newest_ms,
-						sp->arrived_ms, sp->t, nt);
+						sp->arrived_ms, t, nt);
+		free(t);
 	}
 	for (size_t i = 0; i < sc.n; i++)
-		free(sc.span[i].t);
+		vg_tpack_free(&sc.span[i].t);
 	vg_hmap_release(&sc.keys);
 	free(sc.span);
 	return rc;
