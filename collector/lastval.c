@@ -15,8 +15,9 @@
  *  - a resource is on the dirty stack iff r->dirty, and r->dirty iff
  *    r->seen_dirty or one of its metrics is dirty (between calls);
  *  - dirty_rows = sum of seen_dirty + dirty metrics;
- *  - the value held is the one with the newest time (ties: the later call,
- *    as the sqlite upsert it replaces did);
+ *  - the value held is the one with the newest time (ties: the first
+ *    call, as the store keeps the first value at a time and skips the
+ *    next as a duplicate, and as the registry's upsert does);
  *  - nothing is freed before the cache (snapshots point into entries);
  *  - a forgotten resource is marked gone (atomically, then the cache's
  *    forget count moves) and never made dirty again.
@@ -220,7 +221,7 @@ int vg_lastval_seen(struct vg_lastval *t, struct vg_lastval_resource *r, int64_t
 int vg_lastval_value(struct vg_lastval *t, struct vg_lastval_series *m,
 		     double value, int64_t time_ms)
 {
-	if (time_ms < m->time_ms)
+	if (time_ms <= m->time_ms)
 		return 0;
 	m->value = isfinite(value) ? value : NAN;
 	m->time_ms = time_ms;

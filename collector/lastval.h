@@ -94,8 +94,10 @@ struct vg_lastval_series *vg_lastval_metric(struct vg_lastval *t,
 					    struct vg_lastval_resource *r, const char *name,
 					    int hint, int create);
 
-/* Note a newer last_seen / value: kept if not older than the one held,
- * and marked dirty. -ENOMEM (the dirty stack could not grow). */
+/* Note a newer last_seen / value: a last_seen kept if not older than the
+ * one held, a value if newer (of two at one time the first stays: the
+ * store skips the second as a duplicate), and marked dirty. -ENOMEM (the
+ * dirty stack could not grow). */
 int vg_lastval_seen(struct vg_lastval *t, struct vg_lastval_resource *r, int64_t time_ms);
 int vg_lastval_value(struct vg_lastval *t, struct vg_lastval_series *m,
 		     double value, int64_t time_ms);

@@ -363,7 +363,7 @@ static const char *const sql_text[ST_COUNT] = {
 		"resources.id = ?1) "
 		"ON CONFLICT(resource_id, name) DO UPDATE SET "
 		"kind = excluded.kind, unit = " KEEP_UNIT ", "
-		"last_value = CASE WHEN excluded.last_time_ms >= "
+		"last_value = CASE WHEN excluded.last_time_ms > "
 		"metrics.last_time_ms THEN excluded.last_value "
 		"ELSE metrics.last_value END, "
 		"last_time_ms = " GREATER("metrics.last_time_ms",
@@ -1770,7 +1770,7 @@ anew:
 		r->stats.metric_rows++;
 		m->kind = smp[i].kind;
 		m->unit = unit;
-		if (res->time_ms >= m->time_ms) { /* the row has it */
+		if (res->time_ms > m->time_ms) { /* the row has it */
 			m->value = isfinite(smp[i].value) ? smp[i].value : NAN;
 			m->time_ms = res->time_ms;
 		}
@@ -1790,15 +1790,16 @@ static const int flush_sizes[] = {64, 16, 4, 1};
  * literals stay small. */
 #define FLUSH_PG_ROWS 4096
 
-/* A metrics row written by the flush: the newest value wins, as in
+/* A metrics row written by the flush: the newest value wins (of two at
+ * one time, the first: the store skips the second), as in
  * ST_METRIC_UPSERT. A (resource, metric) appears once in a flush, as
  * PostgreSQL's upsert requires. */
-#define METRICS_NEWEST                                     \
-	" ON CONFLICT(resource_id, name) DO UPDATE SET "   \
-	"kind = excluded.kind, unit = " KEEP_UNIT ", "     \
-	"last_value = CASE WHEN excluded.last_time_ms >= " \
-	"metrics.last_time_ms THEN excluded.last_value "   \
-	"ELSE metrics.last_value END, "                    \
+#define METRICS_NEWEST                                    \
+	" ON CONFLICT(resource_id, name) DO UPDATE SET "  \
+	"kind = excluded.kind, unit = " KEEP_UNIT ", "    \
+	"last_value = CASE WHEN excluded.last_time_ms > " \
+	"metrics.last_time_ms THEN excluded.last_value "  \
+	"ELSE metrics.last_value END, "                   \
 	"last_time_ms = " GREATER("metrics.last_time_ms", "excluded.last_time_ms")
 
 /* A flush writes a metrics row only while its resource row exists: the

@@ -8,8 +8,11 @@
  * decoder's rule; finite values; no time before 1970-01-02 or beyond
  * now + max_future; and, as the store would only drop them, none older
  * than the longest archive) plus one of its own: a counter's value is a
- * total, never negative. It sorts the points by (resource, time, metric)
- * and takes them from the project's points-per-second bucket. Then one
+ * total, never negative. It sorts the points by (resource, time, metric,
+ * place in the request), takes them from the project's points-per-second
+ * bucket and drops every point of a series at a time an earlier point of
+ * the request has (answered as a duplicate, as the store would: so the
+ * first one is the value everywhere, file, last value, alarms). Then one
  * job on the receiver thread (vg_receiver_submit) does what needs the
  * registry and the store, in the order agent batches are handled, so no
  * other write can slip between the check and the write:
@@ -330,7 +333,29 @@ static int cmp_point(const void *a, const void *b)
 		return c;
 	if (x->time_ms != y->time_ms)
 		return x->time_ms < y->time_ms ? -1 : 1;
-	return strcmp(x->metric, y->metric);
+	if ((c = strcmp(x->metric, y->metric)))
+		return c;
+	/* qsort is not stable: the request's order decides */
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+void vg_pub_sort(struct vg_pub_point *pts, size_t n)
+{
+	qsort(pts, n, sizeof(*pts), cmp_point);
+}
+
+size_t vg_pub_drop_repeats(struct vg_pub_point *pts, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (k && pts[k - 1].time_ms == pts[i].time_ms &&
+		    !strcmp(pts[k - 1].resource, pts[i].resource) &&
+		    !strcmp(pts[k - 1].metric, pts[i].metric))
+			continue;
+		pts[k++] = pts[i];
+	}
+	return k;
 }
 
 /* ---- the job on the receiver thread -------------------------------------- */
@@ -766,6 +791,7 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	const char *project = req->scope_project;
 	char err[256];
 	uint32_t retry;
+	size_t sent; /* the points of the request, j.n those written */
 	int rc;
 
 	if (!rx || !st)
@@ -846,7 +872,7 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 		json_decref(doc);
 		return vg_http_reply_error(resp, 503, "out of memory");
 	}
-	for (size_t i = 0; i < j.n; i++)
+	for (size_t i = 0; i < j.n; i++) {
 		if (vg_pub_parse_point(json_array_get(arr, i), &lim, &j.pts[i],
 				       err, sizeof(err))) {
 			free(j.pts);
@@ -854,7 +880,9 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 			return vg_http_reply_error(resp, 400, "measures[%zu]: %s",
 						   i, err);
 		}
-	qsort(j.pts, j.n, sizeof(*j.pts), cmp_point);
+		j.pts[i].index = i;
+	}
+	vg_pub_sort(j.pts, j.n);
 	/* one kind, one unit and one type per series and resource in a
 	 * request: each resource's metrics in a map (the points are sorted by
 	 * resource); a series' first point gets the unit any of its points
@@ -920,6 +948,10 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 		}
 		return vg_http_reply_error(resp, 503, "out of memory");
 	}
+	/* every point was checked and counts against the rate: now the
+	 * repeated ones go, answered as duplicates */
+	sent = j.n;
+	j.n = vg_pub_drop_repeats(j.pts, j.n);
 	/* the distinct resources */
 	for (size_t i = 0; i < j.n; i++)
 		j.nres += i == 0 || strcmp(j.pts[i].resource, j.pts[i - 1].resource);
@@ -956,7 +988,8 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	} else {
 		json_t *o = json_pack("{s:s,s:I,s:I,s:I}", "project", project,
 				      "stored", (json_int_t)(j.n - j.duplicates),
-				      "duplicates", (json_int_t)j.duplicates,
+				      "duplicates",
+				      (json_int_t)(j.duplicates + (sent - j.n)),
 				      "resources_created", (json_int_t)j.created);
 		vg_http_reply_json(resp, 200, o);
 	}

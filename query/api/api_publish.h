@@ -33,6 +33,9 @@ struct vg_pub_point {
 	uint8_t kind;     /* enum vg_kind */
 	int64_t time_ms;
 	double value;
+	size_t index; /* its place in "measures" (set by the handler): of
+			 two points of one series at one time, the first
+			 is kept */
 };
 
 /* The limits a request is checked against. */
@@ -63,6 +66,19 @@ struct json_t;
  * -EINVAL with a message naming the field in err. Pure. */
 int vg_pub_parse_point(struct json_t *o, const struct vg_pub_limits *lim,
 		       struct vg_pub_point *out, char *err, size_t errlen);
+
+/* Sort points by (resource, time, metric, index): a request's points
+ * grouped per resource in time order, and of two points of one series
+ * at one time the first of the request first (qsort alone is not
+ * stable). Pure. */
+void vg_pub_sort(struct vg_pub_point *pts, size_t n);
+/* Drop the points of sorted pts whose (resource, time, metric) an
+ * earlier one has: the store would skip them as duplicates (a point at
+ * or before its series' last update), so none may reach the registry's
+ * last value, /metrics, the alarms or the stream either; the first in
+ * the request's order stays. The number of points kept (in pts[0..k)).
+ * Pure. */
+size_t vg_pub_drop_repeats(struct vg_pub_point *pts, size_t n);
 
 /* Per-project rate limits and series counts (owned by the API). */
 struct vg_pub_state;

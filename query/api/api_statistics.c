@@ -96,7 +96,8 @@ int vg_api_parse_statistics(const char *s, struct vg_api_stat *out,
 			snprintf(err, errlen,
 				 "unknown statistic '%s' (SampleCount, Sum, "
 				 "Average, Minimum, Maximum, or a percentile "
-				 "p0.1..p100 such as p99)",
+				 "pNN with 0 <= NN <= 100, up to 3 decimals, "
+				 "such as p0, p99, p99.9)",
 				 item);
 			return -EINVAL;
 		}

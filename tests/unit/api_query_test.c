@@ -80,6 +80,11 @@ static void test_parse_statistics(void **state)
 						 sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "unknown statistic 'Median'"));
+	/* the range the message gives is the one taken (docs/api.md): p0
+	 * and p0.05 are percentiles */
+	assert_non_null(strstr(err, "0 <= NN <= 100"));
+	assert_int_equal(vg_api_parse_statistics("p0.05", st, 16, &n, err, sizeof(err)), 0);
+	assert_true(st[0].p == 0.05);
 	/* p0 as an alarm takes it (alarms.md: p0 to p100): the smallest value */
 	assert_int_equal(vg_api_parse_statistics("p0", st, 16, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 1);

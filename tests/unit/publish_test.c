@@ -1,7 +1,8 @@
 /*
  * publish_test.c — the checks of POST /v1/measures that need no server:
  * one point's parsing and validation (every refusal names its field) and
- * the per-project points-per-second bucket, driven by explicit times.
+ * the per-project points-per-second bucket, driven by explicit times;
+ * the sort and the dropping of a series' repeated times.
  * tests/integration/publish_test.sh runs the endpoint on the real
  * collector (ownership, kinds, series limit, alarms, kill -9).
  */
@@ -282,6 +283,39 @@ static void test_body_shape(void **state)
 	assert_int_equal(vg_pub_body_shape("\"[[[", 4, err, sizeof(err)), 0);
 }
 
+/* Two points of one series at one time in a request: the first of the
+ * request is kept, whatever order the array holds them in (the sort's
+ * tie-break is the place in the request, not qsort's luck); other
+ * series, resources and times stay. */
+static void test_repeats_keep_first(void **state)
+{
+	/* as the handler leaves them before the sort: index = place */
+	struct vg_pub_point p[] = {
+		{.resource = "d1", .metric = "g", .time_ms = NOW, .value = 9, .index = 3},
+		{.resource = "d1", .metric = "g", .time_ms = NOW - 60000, .value = 1, .index = 0},
+		{.resource = "d2", .metric = "g", .time_ms = NOW, .value = 7, .index = 4},
+		{.resource = "d1", .metric = "h", .time_ms = NOW, .value = 2, .index = 2},
+		{.resource = "d1", .metric = "g", .time_ms = NOW, .value = 5, .index = 1},
+		{.resource = "d1", .metric = "g", .time_ms = NOW, .value = 8, .index = 5},
+	};
+	size_t n;
+
+	(void)state;
+	vg_pub_sort(p, 6);
+	n = vg_pub_drop_repeats(p, 6);
+	assert_int_equal(n, 4);
+	assert_string_equal(p[0].resource, "d1"); /* d1 g at NOW - 60 s */
+	assert_true(p[0].value == 1);
+	assert_string_equal(p[1].metric, "g"); /* d1 g at NOW: the request's first */
+	assert_true(p[1].value == 5);
+	assert_string_equal(p[2].metric, "h");
+	assert_true(p[2].value == 2);
+	assert_string_equal(p[3].resource, "d2");
+	assert_true(p[3].value == 7);
+	/* nothing repeated: nothing dropped */
+	assert_int_equal(vg_pub_drop_repeats(p, n), n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_point_refused),
 		cmocka_unit_test(test_bucket),
 		cmocka_unit_test(test_body_shape),
+		cmocka_unit_test(test_repeats_keep_first),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	json_decref(g_doc);
