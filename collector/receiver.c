@@ -739,6 +739,25 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 	return rc == 0;
 }
 
+/* A batch whose work in a PostgreSQL state database (what: its duplicate
+ * check, the registry's transaction, its commit) its deadline cut: rolled
+ * back, nothing recorded; RETRY now rather than an answer after the
+ * agent's ack timeout (registry.c "Commits bounded by the deadline") */
+static uint8_t state_deadline(struct vg_receiver *r, const struct vg_batch *b,
+			      const char *what)
+{
+	count(&r->stats.commit_deadline, 1);
+	count(&r->stats.batch_deadline, 1);
+	count(&r->stats.batches_retry, 1);
+	vg_log_limited(VG_LOG_WARN, &r->n_deadline,
+		       "batch %s seq %llu answered RETRY: %s in the state database "
+		       "did not end by its deadline (three quarters of [agent] "
+		       "ack_timeout_ms from its arrival) and was rolled back: %s",
+		       b->host, (unsigned long long)b->seq, what,
+		       vg_registry_last_error(r->o.registry));
+	return VG_ACK_RETRY;
+}
+
 /* The duplicate check of an admitted batch: 1 with *status set when it
  * is answered now (DUPLICATE, or RETRY when the check failed), else 0
  * after removing its foreign resources: it goes to the consumers. */
@@ -753,6 +772,10 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 		vg_debug("duplicate batch %s stream %016llx seq %llu", b->host,
 			 (unsigned long long)b->stream, (unsigned long long)b->seq);
 		*status = VG_ACK_DUPLICATE;
+		return 1;
+	}
+	if (rc == -ETIMEDOUT) { /* a lock on the table, a stalled server */
+		*status = state_deadline(r, b, "its duplicate check");
 		return 1;
 	}
 	if (rc < 0) {
@@ -919,17 +942,7 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 		 * nothing recorded; RETRY now rather than an ack after the
 		 * agent's timeout (registry.c "Commits bounded by the
 		 * deadline") */
-		count(&r->stats.commit_deadline, 1);
-		count(&r->stats.batch_deadline, 1);
-		count(&r->stats.batches_retry, 1);
-		vg_log_limited(VG_LOG_WARN, &r->n_deadline,
-			       "batch %s seq %llu answered RETRY: its commit in the "
-			       "state database did not end by its deadline (three "
-			       "quarters of [agent] ack_timeout_ms from its arrival) "
-			       "and was rolled back: %s",
-			       b->host, (unsigned long long)b->seq,
-			       vg_registry_last_error(r->o.registry));
-		return VG_ACK_RETRY;
+		return state_deadline(r, b, "its commit");
 	}
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_commit_err,
@@ -1570,7 +1583,12 @@ static int run_group(struct vg_receiver *r, int take)
 			continue;
 		}
 		r->cur_deadline_ms = m->deadline_ms;
-		if (check_seen(r, m->b, &m->ack.status) || too_late(r, m)) {
+		/* the check is bounded by the batch's deadline too */
+		vg_registry_set_deadline(r->o.registry, m->deadline_ms);
+		/* one whose deadline passed already (a copy the socket kept
+		 * while the receiver waited) is not checked at all */
+		if ((m->deadline_ms && m->deadline_ms <= vg_monotonic_ms() && too_late(r, m)) ||
+		    check_seen(r, m->b, &m->ack.status) || too_late(r, m)) {
 			m->decided = 1;
 			continue;
 		}
@@ -1580,13 +1598,34 @@ static int run_group(struct vg_receiver *r, int take)
 			gdl = m->deadline_ms;
 	}
 	r->cur_deadline_ms = 0;
+	/* the registry's transactions as a consumer and the commits below
+	 * end by the group's deadline (registry.c "Commits bounded by the
+	 * deadline"): cut there, a batch is answered RETRY, not recorded */
+	vg_registry_set_deadline(r->o.registry, gdl);
 	if (ng) {
+		struct vg_registry_stats cut0 = {0}, cut1 = {0};
 		if (r->o.store)
 			vg_store_get_stats(r->o.store, &before);
+		if (r->o.registry)
+			vg_registry_stats(r->o.registry, &cut0);
 		vg_store_set_deadline(r->o.store, gdl);
 		vg_dispatch_group(r->o.dispatch, gb, ng, rcs);
 		vg_store_set_deadline(r->o.store, 0);
 		count(&r->stats.batch_deadline, vg_store_deadline_cuts(r->o.store));
+		if (r->o.registry)
+			vg_registry_stats(r->o.registry, &cut1);
+		if (cut1.consumer_deadline > cut0.consumer_deadline) {
+			/* answered RETRY (-EAGAIN: dispatched) */
+			uint64_t cuts = cut1.consumer_deadline - cut0.consumer_deadline;
+			count(&r->stats.commit_deadline, cuts);
+			count(&r->stats.batch_deadline, cuts);
+			vg_log_limited(VG_LOG_WARN, &r->n_deadline,
+				       "%llu batch(es) answered RETRY: the registry's "
+				       "transaction in the state database did not end by "
+				       "their deadline and was rolled back: %s",
+				       (unsigned long long)cuts,
+				       vg_registry_last_error(r->o.registry));
+		}
 		log_store(r, &before, gb[0]);
 		if (ng > 1) {
 			count(&r->stats.groups, 1);
@@ -1614,9 +1653,6 @@ static int run_group(struct vg_receiver *r, int take)
 	struct vg_registry_stats rs0 = {0}, rs1 = {0};
 	if (hold)
 		vg_registry_stats(r->o.registry, &rs0);
-	/* by the group's deadline too (registry.c "Commits bounded by the
-	 * deadline"): cut there, a batch is answered RETRY, not recorded */
-	vg_registry_set_deadline(r->o.registry, gdl);
 	if (nm && vg_registry_commit_group(r->o.registry, mk, nm, crc))
 		for (size_t j = 0; j < nm; j++)
 			crc[j] = -EAGAIN;

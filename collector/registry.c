@@ -731,11 +731,18 @@ static int stmt(struct vg_registry *r, int i, struct vg_db_stmt **s)
 	return map_err(vg_db_prepare(r->db, sql_text[i], s));
 }
 
+static int bounded(const struct vg_registry *r);
+static int bound_begin(struct vg_registry *r);
+
 /* Open the batch's transaction at its first write: a batch of known
- * series with no flush due writes nothing and costs no round trip. */
+ * series with no flush due writes nothing and costs no round trip. With
+ * a deadline (PostgreSQL), its statements are bounded by the time left
+ * ("Commits bounded by the deadline"). */
 static int need_txn(struct vg_registry *r)
 {
-	return vg_db_in_transaction(r->db) ? 0 : map_err(vg_db_begin(r->db));
+	if (vg_db_in_transaction(r->db))
+		return 0;
+	return bounded(r) ? bound_begin(r) : map_err(vg_db_begin(r->db));
 }
 
 /* Run a statement that returns no rows. 0 or -errno. */
@@ -880,6 +887,24 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 	/* nothing waited for without a holder (no node of ours to compare)
 	 * or with the wait off */
 	vg_db_bind_int64(s, 5, r->holder[0] && r->wait_verified ? vg_now_ms() - r->hold_ttl_ms : INT64_MAX);
+	if (bounded(r)) {
+		/* a plain read, but a lock on the table (LOCK TABLE, an ALTER)
+		 * or a stalled server holds it too: BEGIN, the bound, the read
+		 * and COMMIT in one wait, its row read after the COMMIT */
+		if ((rc = bound_begin(r))) { /* r->err set */
+			vg_db_reset(s);
+			return rc;
+		}
+		if (!(rc = map_err(vg_db_query_queued(s))))
+			rc = map_err(vg_db_commit(r->db));
+		if (rc) {
+			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+			if (vg_db_in_transaction(r->db))
+				vg_db_rollback(r->db);
+			vg_db_reset(s);
+			return rc;
+		}
+	}
 	rc = vg_db_step(s);
 	if (rc != 1) {
 		vg_db_reset(s);
@@ -977,7 +1002,11 @@ static void bind_ack(struct vg_registry *r, struct vg_db_stmt *s, int p,
  * and its seq is recorded by the commit that succeeds. A deadline already
  * passed sends nothing. The BEGIN, the bound, the statement and the
  * COMMIT travel together: one round trip, as the autocommit statement
- * took.
+ * took. The duplicate check (vg_registry_seen, when it reads the
+ * database: a table lock or a stalled server holds a plain read too) and
+ * the consumer's transaction (need_txn, re-bounded before each resource)
+ * are bounded the same way; the consumer answers a cut -EAGAIN (RETRY,
+ * counted in stats.consumer_deadline).
  * sqlite is not bounded: its state is one collector's own file, whose
  * only writers are this process's connections, and a commit waits at
  * most the registry's busy timeout (2 s); an agent acknowledged late
@@ -2254,8 +2283,12 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 		rc = flush_rows(r);
 	else
 		rc = 0;
-	for (size_t i = 0; b && !rc && i < b->nres; i++)
+	for (size_t i = 0; b && !rc && i < b->nres; i++) {
+		/* each resource's statements bounded by the time left then */
+		if (bounded(r) && vg_db_in_transaction(r->db) && (rc = bound_next(r)))
+			break;
 		rc = update_resource(r, b, &b->res[i]);
+	}
 	if (!rc && b && flush)
 		rc = flush_drop_orphans(r);
 	if (!rc && !b && flush_met_forgotten(r)) {
@@ -2548,7 +2581,17 @@ int vg_registry_ping(struct vg_registry *r, char *err, size_t errlen)
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)
 {
-	return vg_registry_update(ctx, b);
+	struct vg_registry *r = ctx;
+	int rc = vg_registry_update(r, b);
+
+	/* the batch's deadline cut its transaction ("Commits bounded by the
+	 * deadline"): rolled back, a retry (the receiver counts it from
+	 * consumer_deadline) rather than an ack without its rows */
+	if (rc == -ETIMEDOUT) {
+		r->stats.consumer_deadline++;
+		rc = -EAGAIN;
+	}
+	return rc;
 }
 
 struct vg_consumer vg_registry_consumer(struct vg_registry *r)

@@ -125,7 +125,9 @@ struct vg_registry_mark {
 int vg_registry_commit_group(struct vg_registry *r,
 			     const struct vg_registry_mark *mk, size_t n, int *rcs);
 /* The deadline (vg_monotonic_ms; 0: none) by which the next commits
- * (vg_registry_commit_group, vg_registry_commit) end: the receiver's
+ * (vg_registry_commit_group, vg_registry_commit), duplicate checks
+ * (vg_registry_seen, when it asks the database) and updates
+ * (vg_registry_update, the consumer) end: the receiver's
  * batch deadline (docs/operations.md "One deadline per batch"). On
  * PostgreSQL each commit then runs in a transaction whose statements are
  * bounded by the time left (statement_timeout); one cut there, or begun
@@ -287,6 +289,10 @@ struct vg_registry_stats {
 	 * elsewhere first), or failed (the commit's error) */
 	uint64_t hold_refused;
 	uint64_t hold_failed;
+	/* batches whose transaction as a consumer (vg_registry_consumer)
+	 * the deadline cut (PostgreSQL): rolled back, the batch answered
+	 * -EAGAIN (RETRY) */
+	uint64_t consumer_deadline;
 };
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);
