@@ -765,8 +765,9 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 {
 	int rc;
 
-	rc = vg_registry_seen(r->o.registry, b->host, b->stream, b->seq,
-			      b->time_ms);
+	/* bounded by the batch's deadline too */
+	rc = vg_registry_seen_by(r->o.registry, b->host, b->stream, b->seq, b->time_ms,
+				 r->cur_deadline_ms);
 	if (rc == 1) {
 		count(&r->stats.batches_duplicate, 1);
 		vg_debug("duplicate batch %s stream %016llx seq %llu", b->host,
@@ -1583,8 +1584,6 @@ static int run_group(struct vg_receiver *r, int take)
 			continue;
 		}
 		r->cur_deadline_ms = m->deadline_ms;
-		/* the check is bounded by the batch's deadline too */
-		vg_registry_set_deadline(r->o.registry, m->deadline_ms);
 		/* one whose deadline passed already (a copy the socket kept
 		 * while the receiver waited) is not checked at all */
 		if ((m->deadline_ms && m->deadline_ms <= vg_monotonic_ms() && too_late(r, m)) ||
@@ -1601,7 +1600,8 @@ static int run_group(struct vg_receiver *r, int take)
 	/* the registry's transactions as a consumer and the commits below
 	 * end by the group's deadline (registry.c "Commits bounded by the
 	 * deadline"): cut there, a batch is answered RETRY, not recorded */
-	vg_registry_set_deadline(r->o.registry, gdl);
+	for (size_t k = 0; k < ng; k++)
+		r->grp[gi[k]].b->deadline_ms = gdl;
 	if (ng) {
 		struct vg_registry_stats cut0 = {0}, cut1 = {0};
 		if (r->o.store)
@@ -1644,8 +1644,8 @@ static int run_group(struct vg_receiver *r, int take)
 			m->decided = 1;
 			continue;
 		}
-		mk[nm] = (struct vg_registry_mark){m->b->host, m->b->stream,
-						   m->b->seq, m->b->time_ms, hold};
+		mk[nm] = (struct vg_registry_mark){m->b->host, m->b->stream, m->b->seq,
+						   m->b->time_ms, hold, gdl};
 		mi[nm++] = gi[k];
 	}
 	/* after every consumer's durable work (the meter's COMMIT included),
@@ -1656,7 +1656,6 @@ static int run_group(struct vg_receiver *r, int take)
 	if (nm && vg_registry_commit_group(r->o.registry, mk, nm, crc))
 		for (size_t j = 0; j < nm; j++)
 			crc[j] = -EAGAIN;
-	vg_registry_set_deadline(r->o.registry, 0);
 	if (hold) {
 		vg_registry_stats(r->o.registry, &rs1);
 		count_marks(r, &rs0, &rs1);

@@ -638,8 +638,9 @@ struct vg_registry {
 	 * here waits for the previous committer's verified row */
 	int64_t commit_ms;
 	int wait_verified;
-	/* the batch deadline commits end by (vg_registry_set_deadline;
-	 * monotonic ms, 0: none) */
+	/* the deadline of the call being served (vg_registry_seen_by, a
+	 * group's marks, vg_batch.deadline_ms; monotonic ms, 0: none): set
+	 * at its start, 0 again at its end */
 	int64_t deadline_ms;
 	/* PostgreSQL's flush: one array literal per column, kept between
 	 * flushes; and the resources rows this handle wrote at which it has
@@ -729,6 +730,14 @@ static int map_err(int rc)
 static int stmt(struct vg_registry *r, int i, struct vg_db_stmt **s)
 {
 	return map_err(vg_db_prepare(r->db, sql_text[i], s));
+}
+
+/* The earlier of deadlines a and b (0: none). */
+static int64_t earlier(int64_t a, int64_t b)
+{
+	if (a <= 0)
+		return b > 0 ? b : 0;
+	return b > 0 && b < a ? b : a;
 }
 
 static int bounded(const struct vg_registry *r);
@@ -849,8 +858,30 @@ int vg_registry_seen_local(const struct vg_registry *r)
 	return r ? r->last_local : 0;
 }
 
+static int seen_in(struct vg_registry *r, const char *host, uint64_t stream,
+		   uint64_t seq, int64_t time_ms);
+
 int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		     uint64_t seq, int64_t time_ms)
+{
+	return vg_registry_seen_by(r, host, stream, seq, time_ms, 0);
+}
+
+int vg_registry_seen_by(struct vg_registry *r, const char *host, uint64_t stream,
+			uint64_t seq, int64_t time_ms, int64_t deadline_ms)
+{
+	int rc;
+
+	if (!r || !host)
+		return -EINVAL;
+	r->deadline_ms = earlier(deadline_ms, 0);
+	rc = seen_in(r, host, stream, seq, time_ms);
+	r->deadline_ms = 0;
+	return rc;
+}
+
+static int seen_in(struct vg_registry *r, const char *host, uint64_t stream,
+		   uint64_t seq, int64_t time_ms)
 {
 	struct vg_db_stmt *s;
 	int rc, seen = 0;
@@ -987,7 +1018,8 @@ static void bind_ack(struct vg_registry *r, struct vg_db_stmt *s, int p,
 /* ---- Commits bounded by the deadline --------------------------------------
  *
  * The receiver gives each group's commit the earliest deadline of its
- * batches (vg_registry_set_deadline; docs/operations.md "One deadline per
+ * batches (vg_registry_mark.deadline_ms, a parameter of the call: no
+ * state kept between calls; docs/operations.md "One deadline per
  * batch"). On PostgreSQL a commit then runs in a transaction whose
  * statements are each bounded by the time left (SET LOCAL
  * statement_timeout, queued with the statement: no round trip of its
@@ -1002,9 +1034,10 @@ static void bind_ack(struct vg_registry *r, struct vg_db_stmt *s, int p,
  * and its seq is recorded by the commit that succeeds. A deadline already
  * passed sends nothing. The BEGIN, the bound, the statement and the
  * COMMIT travel together: one round trip, as the autocommit statement
- * took. The duplicate check (vg_registry_seen, when it reads the
+ * took. The duplicate check (vg_registry_seen_by, when it reads the
  * database: a table lock or a stalled server holds a plain read too) and
- * the consumer's transaction (need_txn, re-bounded before each resource)
+ * the consumer's transaction (vg_batch.deadline_ms; need_txn, re-bounded
+ * before each resource)
  * are bounded the same way; the consumer answers a cut -EAGAIN (RETRY,
  * counted in stats.consumer_deadline).
  * sqlite is not bounded: its state is one collector's own file, whose
@@ -1050,12 +1083,6 @@ static int bound_begin(struct vg_registry *r)
 	if (rc)
 		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
 	return rc;
-}
-
-void vg_registry_set_deadline(struct vg_registry *r, int64_t deadline_ms)
-{
-	if (r)
-		r->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
 }
 
 /* vg_registry_commit, and with hold (and a holder set) the host's holding
@@ -1437,8 +1464,27 @@ static int mark_before(const struct vg_registry_mark *a,
 	return c < 0 || (!c && a->stream < b->stream);
 }
 
+static int commit_group(struct vg_registry *r, const struct vg_registry_mark *mk,
+			size_t n, int *rcs);
+
 int vg_registry_commit_group(struct vg_registry *r,
 			     const struct vg_registry_mark *mk, size_t n, int *rcs)
+{
+	int rc;
+
+	if (!r || (n && (!mk || !rcs)))
+		return -EINVAL;
+	/* the group's commits end by its earliest deadline */
+	r->deadline_ms = 0;
+	for (size_t i = 0; i < n; i++)
+		r->deadline_ms = earlier(r->deadline_ms, mk[i].deadline_ms);
+	rc = commit_group(r, mk, n, rcs);
+	r->deadline_ms = 0;
+	return rc;
+}
+
+static int commit_group(struct vg_registry *r, const struct vg_registry_mark *mk,
+			size_t n, int *rcs)
 {
 	size_t idx[VG_REGISTRY_GROUP_MAX], rows = 0;
 	struct vg_db_stmt *s = NULL;
@@ -2484,7 +2530,7 @@ static void flusher_stop(struct vg_registry *r)
 
 int vg_registry_update(struct vg_registry *r, const struct vg_batch *b)
 {
-	int flush;
+	int flush, rc;
 
 	if (!r || !b || !b->host)
 		return -EINVAL;
@@ -2493,7 +2539,11 @@ int vg_registry_update(struct vg_registry *r, const struct vg_batch *b)
 	/* PostgreSQL: the flusher's, off the receiver's path (above) */
 	if (vg_db_engine(r->db) == VG_DB_POSTGRESQL && !flusher_start(r))
 		flush = 0;
-	return in_transaction(r, b, flush);
+	/* by the batch's deadline ("Commits bounded by the deadline") */
+	r->deadline_ms = earlier(b->deadline_ms, 0);
+	rc = in_transaction(r, b, flush);
+	r->deadline_ms = 0;
+	return rc;
 }
 
 int vg_registry_flush_every(struct vg_registry *r, int64_t interval_ms)

@@ -129,7 +129,7 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	/* another collector of the shared state commits the same batch
 	 * while this one is storing it */
 	if (f->other && f->other_holds) { /* holding values for a daemon */
-		struct vg_registry_mark mk = {b->host, b->stream, b->seq, b->time_ms, 1};
+		struct vg_registry_mark mk = {b->host, b->stream, b->seq, b->time_ms, 1, 0};
 		int rc;
 		vg_registry_commit_group(f->other, &mk, 1, &rc);
 	} else if (f->other) {
@@ -137,7 +137,7 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	}
 	struct vg_registry *marker = __atomic_load_n(&f->marker, __ATOMIC_SEQ_CST);
 	if (marker) {
-		struct vg_registry_mark mk = {b->host, 99, b->seq, b->time_ms, 1};
+		struct vg_registry_mark mk = {b->host, 99, b->seq, b->time_ms, 1, 0};
 		int rc;
 		vg_registry_commit_group(marker, &mk, 1, &rc);
 	}
@@ -877,7 +877,7 @@ static void test_committed_elsewhere_held(void **state)
 static void test_held_elsewhere(void **state)
 {
 	struct fixture *f = fx(state);
-	struct vg_registry_mark mk = {"node1", 99, 1, T0, 1};
+	struct vg_registry_mark mk = {"node1", 99, 1, T0, 1, 0};
 	struct vg_receiver_stats cs;
 	struct vg_registry *holder; /* not f->other: the gate commits with it */
 	char err[256];
@@ -937,7 +937,7 @@ static struct vg_ack send_host(struct fixture *f, const char *host, uint64_t seq
 static void mark(struct fixture *f, const char *node, const char *host,
 		 struct vg_registry **reg)
 {
-	struct vg_registry_mark mk = {host, 99, 1, T0, 1};
+	struct vg_registry_mark mk = {host, 99, 1, T0, 1, 0};
 	char err[256];
 	int rc;
 
