@@ -739,23 +739,37 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 	return rc == 0;
 }
 
-/* A batch whose work in a PostgreSQL state database (what: its duplicate
- * check, the registry's transaction, its commit) its deadline cut: rolled
- * back, nothing recorded; RETRY now rather than an answer after the
- * agent's ack timeout (registry.c "Commits bounded by the deadline") */
-static uint8_t state_deadline(struct vg_receiver *r, const struct vg_batch *b,
-			      const char *what)
+/* b answered RETRY for its deadline (docs/operations.md "One deadline
+ * per batch"): counted, in commit_deadline too when in_state (its work in
+ * the state database was cut: rolled back, nothing recorded), and logged
+ * (rate-limited) with why. RETRY now rather than an answer after the
+ * agent's ack timeout. */
+static uint8_t retry_deadline(struct vg_receiver *r, const struct vg_batch *b, int in_state,
+			      const char *why)
 {
-	count(&r->stats.commit_deadline, 1);
+	if (in_state)
+		count(&r->stats.commit_deadline, 1);
 	count(&r->stats.batch_deadline, 1);
 	count(&r->stats.batches_retry, 1);
 	vg_log_limited(VG_LOG_WARN, &r->n_deadline,
-		       "batch %s seq %llu answered RETRY: %s in the state database "
-		       "did not end by its deadline (three quarters of [agent] "
-		       "ack_timeout_ms from its arrival) and was rolled back: %s",
-		       b->host, (unsigned long long)b->seq, what,
-		       vg_registry_last_error(r->o.registry));
+		       "batch %s seq %llu answered RETRY: %s (its deadline is three "
+		       "quarters of [agent] ack_timeout_ms = %u from its arrival)",
+		       b->host, (unsigned long long)b->seq, why, r->o.ack_timeout_ms);
 	return VG_ACK_RETRY;
+}
+
+/* retry_deadline for b's work in a PostgreSQL state database (what: its
+ * duplicate check, its commit) that its deadline cut (registry.c "Commits
+ * bounded by the deadline") */
+static uint8_t state_deadline(struct vg_receiver *r, const struct vg_batch *b,
+			      const char *what)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s in the state database did not end by its "
+				   "deadline and was rolled back: %s",
+		 what, vg_registry_last_error(r->o.registry));
+	return retry_deadline(r, b, 1, why);
 }
 
 /* The duplicate check of an admitted batch: 1 with *status set when it
@@ -867,16 +881,11 @@ static int too_late(struct vg_receiver *r, struct msg *m)
 	left = m->deadline_ms - vg_monotonic_ms();
 	if (left >= (int64_t)r->o.ack_timeout_ms / 8)
 		return 0;
-	count(&r->stats.batch_deadline, 1);
-	count(&r->stats.batches_retry, 1);
-	vg_log_limited(VG_LOG_WARN, &r->n_deadline,
-		       "batch %s seq %llu answered RETRY: %lld ms of its deadline "
-		       "left (three quarters of [agent] ack_timeout_ms = %u from its "
-		       "arrival) after its checks, too little to store and commit it "
-		       "before the agent's ack timeout",
-		       m->b->host, (unsigned long long)m->b->seq, (long long)left,
-		       r->o.ack_timeout_ms);
-	m->ack.status = VG_ACK_RETRY;
+	char why[160];
+	snprintf(why, sizeof(why), "%lld ms of its deadline left after its checks, too "
+				   "little to store and commit it before the agent's ack timeout",
+		 (long long)left);
+	m->ack.status = retry_deadline(r, m->b, 0, why);
 	return 1;
 }
 
