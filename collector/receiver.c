@@ -210,6 +210,7 @@ struct vg_receiver {
 	 * after it, so its deadline counts from there (recv_msg) */
 	int64_t quiet_ms;
 	uint64_t n_deadline; /* vg_log_limited: deadline RETRY answers */
+	uint64_t n_canceled; /* vg_log_limited: cancelled state work */
 	/* this collector's holding marks may be in the registry (a batch
 	 * was committed with one, or it just started: marks of its last
 	 * run), and when they were last renewed (monotonic ms) */
@@ -386,6 +387,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->proofs_timed_out = __atomic_load_n(&r->stats.proofs_timed_out, __ATOMIC_RELAXED);
 	out->batch_deadline = __atomic_load_n(&r->stats.batch_deadline, __ATOMIC_RELAXED);
 	out->commit_deadline = __atomic_load_n(&r->stats.commit_deadline, __ATOMIC_RELAXED);
+	out->state_canceled = __atomic_load_n(&r->stats.state_canceled, __ATOMIC_RELAXED);
 	out->verified_write_failed =
 		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
@@ -772,6 +774,23 @@ static uint8_t state_deadline(struct vg_receiver *r, const struct vg_batch *b,
 	return retry_deadline(r, b, 1, why);
 }
 
+/* b's work in the state database (what) cancelled well before its
+ * deadline: an operator's pg_cancel_backend, not the bound (registry.c
+ * cut_or_cancel). Rolled back: RETRY, counted apart. */
+static uint8_t state_canceled(struct vg_receiver *r, const struct vg_batch *b,
+			      const char *what)
+{
+	count(&r->stats.state_canceled, 1);
+	count(&r->stats.batches_retry, 1);
+	vg_log_limited(VG_LOG_WARN, &r->n_canceled,
+		       "batch %s seq %llu answered RETRY: %s in the state database "
+		       "was cancelled before its deadline (pg_cancel_backend?) "
+		       "and rolled back: %s",
+		       b->host, (unsigned long long)b->seq, what,
+		       vg_registry_last_error(r->o.registry));
+	return VG_ACK_RETRY;
+}
+
 /* The duplicate check of an admitted batch: 1 with *status set when it
  * is answered now (DUPLICATE, or RETRY when the check failed), else 0
  * after removing its foreign resources: it goes to the consumers. */
@@ -791,6 +810,10 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 	}
 	if (rc == -ETIMEDOUT) { /* a lock on the table, a stalled server */
 		*status = state_deadline(r, b, "its duplicate check");
+		return 1;
+	}
+	if (rc == -ECANCELED) {
+		*status = state_canceled(r, b, "its duplicate check");
 		return 1;
 	}
 	if (rc < 0) {
@@ -954,6 +977,8 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 		 * deadline") */
 		return state_deadline(r, b, "its commit");
 	}
+	if (rc == -ECANCELED)
+		return state_canceled(r, b, "its commit");
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_commit_err,
 			       "registry: cannot record %s seq %llu: %s; asking "
@@ -1623,6 +1648,7 @@ static int run_group(struct vg_receiver *r, int take)
 		count(&r->stats.batch_deadline, vg_store_deadline_cuts(r->o.store));
 		if (r->o.registry)
 			vg_registry_stats(r->o.registry, &cut1);
+		count(&r->stats.state_canceled, cut1.consumer_canceled - cut0.consumer_canceled);
 		if (cut1.consumer_deadline > cut0.consumer_deadline) {
 			/* answered RETRY (-EAGAIN: dispatched) */
 			uint64_t cuts = cut1.consumer_deadline - cut0.consumer_deadline;

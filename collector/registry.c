@@ -741,6 +741,19 @@ static int64_t earlier(int64_t a, int64_t b)
 }
 
 static int bounded(const struct vg_registry *r);
+
+/* A statement cancelled (57014, -ETIMEDOUT) well before the deadline of
+ * the call is not its bound's doing: an operator's pg_cancel_backend (or
+ * a session lock_timeout). -ECANCELED then, so the receiver tells it
+ * apart (still RETRY); rc otherwise. */
+#define CANCEL_MARGIN_MS 50
+static int cut_or_cancel(const struct vg_registry *r, int rc)
+{
+	if (rc == -ETIMEDOUT && bounded(r) &&
+	    vg_monotonic_ms() < r->deadline_ms - CANCEL_MARGIN_MS)
+		return -ECANCELED;
+	return rc;
+}
 static int bound_begin(struct vg_registry *r);
 
 /* Open the batch's transaction at its first write: a batch of known
@@ -875,7 +888,7 @@ int vg_registry_seen_by(struct vg_registry *r, const char *host, uint64_t stream
 	if (!r || !host)
 		return -EINVAL;
 	r->deadline_ms = earlier(deadline_ms, 0);
-	rc = seen_in(r, host, stream, seq, time_ms);
+	rc = cut_or_cancel(r, seen_in(r, host, stream, seq, time_ms));
 	r->deadline_ms = 0;
 	return rc;
 }
@@ -1479,6 +1492,8 @@ int vg_registry_commit_group(struct vg_registry *r,
 	for (size_t i = 0; i < n; i++)
 		r->deadline_ms = earlier(r->deadline_ms, mk[i].deadline_ms);
 	rc = commit_group(r, mk, n, rcs);
+	for (size_t i = 0; i < n && !rc; i++)
+		rcs[i] = cut_or_cancel(r, rcs[i]);
 	r->deadline_ms = 0;
 	return rc;
 }
@@ -2541,7 +2556,7 @@ int vg_registry_update(struct vg_registry *r, const struct vg_batch *b)
 		flush = 0;
 	/* by the batch's deadline ("Commits bounded by the deadline") */
 	r->deadline_ms = earlier(b->deadline_ms, 0);
-	rc = in_transaction(r, b, flush);
+	rc = cut_or_cancel(r, in_transaction(r, b, flush));
 	r->deadline_ms = 0;
 	return rc;
 }
@@ -2639,6 +2654,9 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 	 * consumer_deadline) rather than an ack without its rows */
 	if (rc == -ETIMEDOUT) {
 		r->stats.consumer_deadline++;
+		rc = -EAGAIN;
+	} else if (rc == -ECANCELED) { /* an operator's cancel */
+		r->stats.consumer_canceled++;
 		rc = -EAGAIN;
 	}
 	return rc;

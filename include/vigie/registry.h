@@ -136,7 +136,9 @@ int vg_registry_commit_group(struct vg_registry *r,
  * in a transaction whose statements are bounded by the time left
  * (statement_timeout); one cut there, or begun with no time left, is
  * rolled back, records nothing and gives -ETIMEDOUT (answer RETRY; the
- * consumer's vg_registry_update answers -EAGAIN). sqlite: no bound
+ * consumer's vg_registry_update answers -EAGAIN). A statement cancelled
+ * well before the deadline (an operator's pg_cancel_backend, the same
+ * SQLSTATE 57014) gives -ECANCELED instead, rolled back as well. sqlite: no bound
  * beyond its busy timeout (registry.c "Commits bounded by the
  * deadline"). */
 int vg_registry_seen_by(struct vg_registry *r, const char *host, uint64_t stream,
@@ -299,6 +301,9 @@ struct vg_registry_stats {
 	 * the deadline cut (PostgreSQL): rolled back, the batch answered
 	 * -EAGAIN (RETRY) */
 	uint64_t consumer_deadline;
+	/* of the same, cancelled well before the deadline (an operator's
+	 * pg_cancel_backend): rolled back, -EAGAIN too */
+	uint64_t consumer_canceled;
 };
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);

@@ -1902,6 +1902,71 @@ static void test_commit_deadline(void **state)
 	vg_registry_close(w);
 }
 
+/* Another session that cancels (pg_cancel_backend) the statement of
+ * backend pid as soon as it waits for a lock, within 5 s. */
+struct canceller {
+	struct vg_db *db;
+	int64_t pid;
+	int done;
+	pthread_t th;
+};
+
+static void *cancel_run(void *arg)
+{
+	struct canceller *c = arg;
+	struct vg_db_stmt *s;
+
+	for (int64_t end = vg_monotonic_ms() + 5000; !c->done && vg_monotonic_ms() < end;
+	     vg_sleep_ms(10)) {
+		if (vg_db_prepare(c->db, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+					 "WHERE pid = ?1 AND wait_event_type = 'Lock'",
+				  &s))
+			break;
+		vg_db_bind_int64(s, 1, c->pid);
+		if (vg_db_step(s) == 1 && vg_db_column_int64(s, 0) == 1)
+			c->done = 1;
+		vg_db_reset(s);
+	}
+	return NULL;
+}
+
+/* An operator's pg_cancel_backend (SQLSTATE 57014, as the deadline's
+ * statement_timeout) well before the deadline is told apart: the commit
+ * gives -ECANCELED, not -ETIMEDOUT (the receiver counts it as a cancel,
+ * not a deadline cut), nothing recorded; the next commit records. */
+static void test_cancel_not_deadline(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry_mark mk = {"d0", 7, 2, T0 + 60000, 0, 0};
+	struct canceller c = {0};
+	struct vg_db_stmt *s;
+	struct row_lock l;
+	int rcs[1];
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* no statement to cancel in sqlite */
+	assert_int_equal(vg_registry_commit(f->r, "d0", 7, 1, T0), 0);
+	assert_int_equal(vg_db_prepare(vg_registry_db(f->r), "SELECT pg_backend_pid()", &s), 0);
+	assert_int_equal(vg_db_step(s), 1);
+	c.pid = vg_db_column_int64(s, 0);
+	vg_db_reset(s);
+	assert_int_equal(row_lock_hold(&l, raw_db(f),
+				       "SELECT last_seq FROM streams WHERE host = 'd0' FOR UPDATE",
+				       6000),
+			 0);
+	c.db = raw_db(f);
+	assert_int_equal(pthread_create(&c.th, NULL, cancel_run, &c), 0);
+	mk.deadline_ms = vg_monotonic_ms() + 20000;
+	assert_int_equal(vg_registry_commit_group(f->r, &mk, 1, rcs), 0);
+	pthread_join(c.th, NULL);
+	vg_db_close(c.db);
+	row_lock_release(&l);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(rcs[0], -ECANCELED);
+	assert_int_equal(vg_registry_commit_group(f->r, &mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+}
+
 /* Two collectors commit groups of the same two hosts, arrived in
  * opposite orders, at once. Each group's multi-row statement locks its
  * rows one after the other; taken in the groups' own orders, each
@@ -2899,6 +2964,7 @@ int main(void)
 		ST_BOTH(test_commit_group, setup, teardown),
 		ST_BOTH(test_commit_group_lock_order, setup, teardown),
 		ST_BOTH(test_commit_deadline, setup, teardown),
+		ST_BOTH(test_cancel_not_deadline, setup, teardown),
 		ST_BOTH(test_holding_marks, setup, teardown),
 		ST_BOTH(test_marks_release, setup, teardown),
 		ST_BOTH(test_step6_commit_node, setup, teardown),
