@@ -63,9 +63,10 @@ static int run_mode(struct vg_registry *r, struct vg_db *obs, int group, int bou
 
 	for (int i = 0; i < n; i++) {
 		++*seq;
+		int64_t dl = bounded ? vg_monotonic_ms() + 3750 : 0;
 		for (int h = 0; h < HOSTS; h++)
-			mk[h] = (struct vg_registry_mark){hosts[h], 7, *seq, 1700000000000LL + (int64_t)*seq * 10000, 0};
-		vg_registry_set_deadline(r, bounded ? vg_monotonic_ms() + 3750 : 0);
+			mk[h] = (struct vg_registry_mark){hosts[h], 7, *seq,
+							  1700000000000LL + (int64_t)*seq * 10000, 0, dl};
 		if (group) {
 			if (vg_registry_commit_group(r, mk, HOSTS, rcs))
 				return -1;
@@ -82,7 +83,6 @@ static int run_mode(struct vg_registry *r, struct vg_db *obs, int group, int bou
 			commits++;
 		}
 	}
-	vg_registry_set_deadline(r, 0);
 	double t = bench_now_s() - t0, c = bench_self_cpu_s() - c0, sv = backends_cpu(obs) - s0;
 	printf("RESULT commit_bound path=%s bounded=%d round=%d commits=%d seconds=%.3f "
 	       "commits_per_s=%.0f client_us=%.1f server_us=%.1f\n",

@@ -210,6 +210,7 @@ struct vg_receiver {
 	 * after it, so its deadline counts from there (recv_msg) */
 	int64_t quiet_ms;
 	uint64_t n_deadline; /* vg_log_limited: deadline RETRY answers */
+	uint64_t n_canceled; /* vg_log_limited: cancelled state work */
 	/* this collector's holding marks may be in the registry (a batch
 	 * was committed with one, or it just started: marks of its last
 	 * run), and when they were last renewed (monotonic ms) */
@@ -386,6 +387,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->proofs_timed_out = __atomic_load_n(&r->stats.proofs_timed_out, __ATOMIC_RELAXED);
 	out->batch_deadline = __atomic_load_n(&r->stats.batch_deadline, __ATOMIC_RELAXED);
 	out->commit_deadline = __atomic_load_n(&r->stats.commit_deadline, __ATOMIC_RELAXED);
+	out->state_canceled = __atomic_load_n(&r->stats.state_canceled, __ATOMIC_RELAXED);
 	out->verified_write_failed =
 		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
@@ -739,6 +741,56 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 	return rc == 0;
 }
 
+/* b answered RETRY for its deadline (docs/operations.md "One deadline
+ * per batch"): counted, in commit_deadline too when in_state (its work in
+ * the state database was cut: rolled back, nothing recorded), and logged
+ * (rate-limited) with why. RETRY now rather than an answer after the
+ * agent's ack timeout. */
+static uint8_t retry_deadline(struct vg_receiver *r, const struct vg_batch *b, int in_state,
+			      const char *why)
+{
+	if (in_state)
+		count(&r->stats.commit_deadline, 1);
+	count(&r->stats.batch_deadline, 1);
+	count(&r->stats.batches_retry, 1);
+	vg_log_limited(VG_LOG_WARN, &r->n_deadline,
+		       "batch %s seq %llu answered RETRY: %s (its deadline is three "
+		       "quarters of [agent] ack_timeout_ms = %u from its arrival)",
+		       b->host, (unsigned long long)b->seq, why, r->o.ack_timeout_ms);
+	return VG_ACK_RETRY;
+}
+
+/* retry_deadline for b's work in a PostgreSQL state database (what: its
+ * duplicate check, its commit) that its deadline cut (registry.c "Commits
+ * bounded by the deadline") */
+static uint8_t state_deadline(struct vg_receiver *r, const struct vg_batch *b,
+			      const char *what)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s in the state database did not end by its "
+				   "deadline and was rolled back: %s",
+		 what, vg_registry_last_error(r->o.registry));
+	return retry_deadline(r, b, 1, why);
+}
+
+/* b's work in the state database (what) cancelled well before its
+ * deadline: an operator's pg_cancel_backend, not the bound (registry.c
+ * cut_or_cancel). Rolled back: RETRY, counted apart. */
+static uint8_t state_canceled(struct vg_receiver *r, const struct vg_batch *b,
+			      const char *what)
+{
+	count(&r->stats.state_canceled, 1);
+	count(&r->stats.batches_retry, 1);
+	vg_log_limited(VG_LOG_WARN, &r->n_canceled,
+		       "batch %s seq %llu answered RETRY: %s in the state database "
+		       "was cancelled before its deadline (pg_cancel_backend?) "
+		       "and rolled back: %s",
+		       b->host, (unsigned long long)b->seq, what,
+		       vg_registry_last_error(r->o.registry));
+	return VG_ACK_RETRY;
+}
+
 /* The duplicate check of an admitted batch: 1 with *status set when it
  * is answered now (DUPLICATE, or RETRY when the check failed), else 0
  * after removing its foreign resources: it goes to the consumers. */
@@ -746,13 +798,22 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 {
 	int rc;
 
-	rc = vg_registry_seen(r->o.registry, b->host, b->stream, b->seq,
-			      b->time_ms);
+	/* bounded by the batch's deadline too */
+	rc = vg_registry_seen_by(r->o.registry, b->host, b->stream, b->seq, b->time_ms,
+				 r->cur_deadline_ms);
 	if (rc == 1) {
 		count(&r->stats.batches_duplicate, 1);
 		vg_debug("duplicate batch %s stream %016llx seq %llu", b->host,
 			 (unsigned long long)b->stream, (unsigned long long)b->seq);
 		*status = VG_ACK_DUPLICATE;
+		return 1;
+	}
+	if (rc == -ETIMEDOUT) { /* a lock on the table, a stalled server */
+		*status = state_deadline(r, b, "its duplicate check");
+		return 1;
+	}
+	if (rc == -ECANCELED) {
+		*status = state_canceled(r, b, "its duplicate check");
 		return 1;
 	}
 	if (rc < 0) {
@@ -843,16 +904,11 @@ static int too_late(struct vg_receiver *r, struct msg *m)
 	left = m->deadline_ms - vg_monotonic_ms();
 	if (left >= (int64_t)r->o.ack_timeout_ms / 8)
 		return 0;
-	count(&r->stats.batch_deadline, 1);
-	count(&r->stats.batches_retry, 1);
-	vg_log_limited(VG_LOG_WARN, &r->n_deadline,
-		       "batch %s seq %llu answered RETRY: %lld ms of its deadline "
-		       "left (three quarters of [agent] ack_timeout_ms = %u from its "
-		       "arrival) after its checks, too little to store and commit it "
-		       "before the agent's ack timeout",
-		       m->b->host, (unsigned long long)m->b->seq, (long long)left,
-		       r->o.ack_timeout_ms);
-	m->ack.status = VG_ACK_RETRY;
+	char why[160];
+	snprintf(why, sizeof(why), "%lld ms of its deadline left after its checks, too "
+				   "little to store and commit it before the agent's ack timeout",
+		 (long long)left);
+	m->ack.status = retry_deadline(r, m->b, 0, why);
 	return 1;
 }
 
@@ -919,18 +975,10 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 		 * nothing recorded; RETRY now rather than an ack after the
 		 * agent's timeout (registry.c "Commits bounded by the
 		 * deadline") */
-		count(&r->stats.commit_deadline, 1);
-		count(&r->stats.batch_deadline, 1);
-		count(&r->stats.batches_retry, 1);
-		vg_log_limited(VG_LOG_WARN, &r->n_deadline,
-			       "batch %s seq %llu answered RETRY: its commit in the "
-			       "state database did not end by its deadline (three "
-			       "quarters of [agent] ack_timeout_ms from its arrival) "
-			       "and was rolled back: %s",
-			       b->host, (unsigned long long)b->seq,
-			       vg_registry_last_error(r->o.registry));
-		return VG_ACK_RETRY;
+		return state_deadline(r, b, "its commit");
 	}
+	if (rc == -ECANCELED)
+		return state_canceled(r, b, "its commit");
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_commit_err,
 			       "registry: cannot record %s seq %llu: %s; asking "
@@ -1570,7 +1618,10 @@ static int run_group(struct vg_receiver *r, int take)
 			continue;
 		}
 		r->cur_deadline_ms = m->deadline_ms;
-		if (check_seen(r, m->b, &m->ack.status) || too_late(r, m)) {
+		/* one whose deadline passed already (a copy the socket kept
+		 * while the receiver waited) is not checked at all */
+		if ((m->deadline_ms && m->deadline_ms <= vg_monotonic_ms() && too_late(r, m)) ||
+		    check_seen(r, m->b, &m->ack.status) || too_late(r, m)) {
 			m->decided = 1;
 			continue;
 		}
@@ -1580,13 +1631,36 @@ static int run_group(struct vg_receiver *r, int take)
 			gdl = m->deadline_ms;
 	}
 	r->cur_deadline_ms = 0;
+	/* the registry's transactions as a consumer and the commits below
+	 * end by the group's deadline (registry.c "Commits bounded by the
+	 * deadline"): cut there, a batch is answered RETRY, not recorded */
+	for (size_t k = 0; k < ng; k++)
+		r->grp[gi[k]].b->deadline_ms = gdl;
 	if (ng) {
+		struct vg_registry_stats cut0 = {0}, cut1 = {0};
 		if (r->o.store)
 			vg_store_get_stats(r->o.store, &before);
+		if (r->o.registry)
+			vg_registry_stats(r->o.registry, &cut0);
 		vg_store_set_deadline(r->o.store, gdl);
 		vg_dispatch_group(r->o.dispatch, gb, ng, rcs);
 		vg_store_set_deadline(r->o.store, 0);
 		count(&r->stats.batch_deadline, vg_store_deadline_cuts(r->o.store));
+		if (r->o.registry)
+			vg_registry_stats(r->o.registry, &cut1);
+		count(&r->stats.state_canceled, cut1.consumer_canceled - cut0.consumer_canceled);
+		if (cut1.consumer_deadline > cut0.consumer_deadline) {
+			/* answered RETRY (-EAGAIN: dispatched) */
+			uint64_t cuts = cut1.consumer_deadline - cut0.consumer_deadline;
+			count(&r->stats.commit_deadline, cuts);
+			count(&r->stats.batch_deadline, cuts);
+			vg_log_limited(VG_LOG_WARN, &r->n_deadline,
+				       "%llu batch(es) answered RETRY: the registry's "
+				       "transaction in the state database did not end by "
+				       "their deadline and was rolled back: %s",
+				       (unsigned long long)cuts,
+				       vg_registry_last_error(r->o.registry));
+		}
 		log_store(r, &before, gb[0]);
 		if (ng > 1) {
 			count(&r->stats.groups, 1);
@@ -1605,8 +1679,8 @@ static int run_group(struct vg_receiver *r, int take)
 			m->decided = 1;
 			continue;
 		}
-		mk[nm] = (struct vg_registry_mark){m->b->host, m->b->stream,
-						   m->b->seq, m->b->time_ms, hold};
+		mk[nm] = (struct vg_registry_mark){m->b->host, m->b->stream, m->b->seq,
+						   m->b->time_ms, hold, gdl};
 		mi[nm++] = gi[k];
 	}
 	/* after every consumer's durable work (the meter's COMMIT included),
@@ -1614,13 +1688,9 @@ static int run_group(struct vg_receiver *r, int take)
 	struct vg_registry_stats rs0 = {0}, rs1 = {0};
 	if (hold)
 		vg_registry_stats(r->o.registry, &rs0);
-	/* by the group's deadline too (registry.c "Commits bounded by the
-	 * deadline"): cut there, a batch is answered RETRY, not recorded */
-	vg_registry_set_deadline(r->o.registry, gdl);
 	if (nm && vg_registry_commit_group(r->o.registry, mk, nm, crc))
 		for (size_t j = 0; j < nm; j++)
 			crc[j] = -EAGAIN;
-	vg_registry_set_deadline(r->o.registry, 0);
 	if (hold) {
 		vg_registry_stats(r->o.registry, &rs1);
 		count_marks(r, &rs0, &rs1);

@@ -638,8 +638,9 @@ struct vg_registry {
 	 * here waits for the previous committer's verified row */
 	int64_t commit_ms;
 	int wait_verified;
-	/* the batch deadline commits end by (vg_registry_set_deadline;
-	 * monotonic ms, 0: none) */
+	/* the deadline of the call being served (vg_registry_seen_by, a
+	 * group's marks, vg_batch.deadline_ms; monotonic ms, 0: none): set
+	 * at its start, 0 again at its end */
 	int64_t deadline_ms;
 	/* PostgreSQL's flush: one array literal per column, kept between
 	 * flushes; and the resources rows this handle wrote at which it has
@@ -731,11 +732,39 @@ static int stmt(struct vg_registry *r, int i, struct vg_db_stmt **s)
 	return map_err(vg_db_prepare(r->db, sql_text[i], s));
 }
 
+/* The earlier of deadlines a and b (0: none). */
+static int64_t earlier(int64_t a, int64_t b)
+{
+	if (a <= 0)
+		return b > 0 ? b : 0;
+	return b > 0 && b < a ? b : a;
+}
+
+static int bounded(const struct vg_registry *r);
+
+/* A statement cancelled (57014, -ETIMEDOUT) well before the deadline of
+ * the call is not its bound's doing: an operator's pg_cancel_backend (or
+ * a session lock_timeout). -ECANCELED then, so the receiver tells it
+ * apart (still RETRY); rc otherwise. */
+#define CANCEL_MARGIN_MS 50
+static int cut_or_cancel(const struct vg_registry *r, int rc)
+{
+	if (rc == -ETIMEDOUT && bounded(r) &&
+	    vg_monotonic_ms() < r->deadline_ms - CANCEL_MARGIN_MS)
+		return -ECANCELED;
+	return rc;
+}
+static int bound_begin(struct vg_registry *r);
+
 /* Open the batch's transaction at its first write: a batch of known
- * series with no flush due writes nothing and costs no round trip. */
+ * series with no flush due writes nothing and costs no round trip. With
+ * a deadline (PostgreSQL), its statements are bounded by the time left
+ * ("Commits bounded by the deadline"). */
 static int need_txn(struct vg_registry *r)
 {
-	return vg_db_in_transaction(r->db) ? 0 : map_err(vg_db_begin(r->db));
+	if (vg_db_in_transaction(r->db))
+		return 0;
+	return bounded(r) ? bound_begin(r) : map_err(vg_db_begin(r->db));
 }
 
 /* Run a statement that returns no rows. 0 or -errno. */
@@ -842,8 +871,30 @@ int vg_registry_seen_local(const struct vg_registry *r)
 	return r ? r->last_local : 0;
 }
 
+static int seen_in(struct vg_registry *r, const char *host, uint64_t stream,
+		   uint64_t seq, int64_t time_ms);
+
 int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		     uint64_t seq, int64_t time_ms)
+{
+	return vg_registry_seen_by(r, host, stream, seq, time_ms, 0);
+}
+
+int vg_registry_seen_by(struct vg_registry *r, const char *host, uint64_t stream,
+			uint64_t seq, int64_t time_ms, int64_t deadline_ms)
+{
+	int rc;
+
+	if (!r || !host)
+		return -EINVAL;
+	r->deadline_ms = earlier(deadline_ms, 0);
+	rc = cut_or_cancel(r, seen_in(r, host, stream, seq, time_ms));
+	r->deadline_ms = 0;
+	return rc;
+}
+
+static int seen_in(struct vg_registry *r, const char *host, uint64_t stream,
+		   uint64_t seq, int64_t time_ms)
 {
 	struct vg_db_stmt *s;
 	int rc, seen = 0;
@@ -880,6 +931,24 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 	/* nothing waited for without a holder (no node of ours to compare)
 	 * or with the wait off */
 	vg_db_bind_int64(s, 5, r->holder[0] && r->wait_verified ? vg_now_ms() - r->hold_ttl_ms : INT64_MAX);
+	if (bounded(r)) {
+		/* a plain read, but a lock on the table (LOCK TABLE, an ALTER)
+		 * or a stalled server holds it too: BEGIN, the bound, the read
+		 * and COMMIT in one wait, its row read after the COMMIT */
+		if ((rc = bound_begin(r))) { /* r->err set */
+			vg_db_reset(s);
+			return rc;
+		}
+		if (!(rc = map_err(vg_db_query_queued(s))))
+			rc = map_err(vg_db_commit(r->db));
+		if (rc) {
+			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+			if (vg_db_in_transaction(r->db))
+				vg_db_rollback(r->db);
+			vg_db_reset(s);
+			return rc;
+		}
+	}
 	rc = vg_db_step(s);
 	if (rc != 1) {
 		vg_db_reset(s);
@@ -962,7 +1031,8 @@ static void bind_ack(struct vg_registry *r, struct vg_db_stmt *s, int p,
 /* ---- Commits bounded by the deadline --------------------------------------
  *
  * The receiver gives each group's commit the earliest deadline of its
- * batches (vg_registry_set_deadline; docs/operations.md "One deadline per
+ * batches (vg_registry_mark.deadline_ms, a parameter of the call: no
+ * state kept between calls; docs/operations.md "One deadline per
  * batch"). On PostgreSQL a commit then runs in a transaction whose
  * statements are each bounded by the time left (SET LOCAL
  * statement_timeout, queued with the statement: no round trip of its
@@ -977,7 +1047,12 @@ static void bind_ack(struct vg_registry *r, struct vg_db_stmt *s, int p,
  * and its seq is recorded by the commit that succeeds. A deadline already
  * passed sends nothing. The BEGIN, the bound, the statement and the
  * COMMIT travel together: one round trip, as the autocommit statement
- * took.
+ * took. The duplicate check (vg_registry_seen_by, when it reads the
+ * database: a table lock or a stalled server holds a plain read too) and
+ * the consumer's transaction (vg_batch.deadline_ms; need_txn, re-bounded
+ * before each resource)
+ * are bounded the same way; the consumer answers a cut -EAGAIN (RETRY,
+ * counted in stats.consumer_deadline).
  * sqlite is not bounded: its state is one collector's own file, whose
  * only writers are this process's connections, and a commit waits at
  * most the registry's busy timeout (2 s); an agent acknowledged late
@@ -1021,12 +1096,6 @@ static int bound_begin(struct vg_registry *r)
 	if (rc)
 		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
 	return rc;
-}
-
-void vg_registry_set_deadline(struct vg_registry *r, int64_t deadline_ms)
-{
-	if (r)
-		r->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
 }
 
 /* vg_registry_commit, and with hold (and a holder set) the host's holding
@@ -1408,8 +1477,29 @@ static int mark_before(const struct vg_registry_mark *a,
 	return c < 0 || (!c && a->stream < b->stream);
 }
 
+static int commit_group(struct vg_registry *r, const struct vg_registry_mark *mk,
+			size_t n, int *rcs);
+
 int vg_registry_commit_group(struct vg_registry *r,
 			     const struct vg_registry_mark *mk, size_t n, int *rcs)
+{
+	int rc;
+
+	if (!r || (n && (!mk || !rcs)))
+		return -EINVAL;
+	/* the group's commits end by its earliest deadline */
+	r->deadline_ms = 0;
+	for (size_t i = 0; i < n; i++)
+		r->deadline_ms = earlier(r->deadline_ms, mk[i].deadline_ms);
+	rc = commit_group(r, mk, n, rcs);
+	for (size_t i = 0; i < n && !rc; i++)
+		rcs[i] = cut_or_cancel(r, rcs[i]);
+	r->deadline_ms = 0;
+	return rc;
+}
+
+static int commit_group(struct vg_registry *r, const struct vg_registry_mark *mk,
+			size_t n, int *rcs)
 {
 	size_t idx[VG_REGISTRY_GROUP_MAX], rows = 0;
 	struct vg_db_stmt *s = NULL;
@@ -2255,8 +2345,12 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 		rc = flush_rows(r);
 	else
 		rc = 0;
-	for (size_t i = 0; b && !rc && i < b->nres; i++)
+	for (size_t i = 0; b && !rc && i < b->nres; i++) {
+		/* each resource's statements bounded by the time left then */
+		if (bounded(r) && vg_db_in_transaction(r->db) && (rc = bound_next(r)))
+			break;
 		rc = update_resource(r, b, &b->res[i]);
+	}
 	if (!rc && b && flush)
 		rc = flush_drop_orphans(r);
 	if (!rc && !b && flush_met_forgotten(r)) {
@@ -2452,7 +2546,7 @@ static void flusher_stop(struct vg_registry *r)
 
 int vg_registry_update(struct vg_registry *r, const struct vg_batch *b)
 {
-	int flush;
+	int flush, rc;
 
 	if (!r || !b || !b->host)
 		return -EINVAL;
@@ -2461,7 +2555,11 @@ int vg_registry_update(struct vg_registry *r, const struct vg_batch *b)
 	/* PostgreSQL: the flusher's, off the receiver's path (above) */
 	if (vg_db_engine(r->db) == VG_DB_POSTGRESQL && !flusher_start(r))
 		flush = 0;
-	return in_transaction(r, b, flush);
+	/* by the batch's deadline ("Commits bounded by the deadline") */
+	r->deadline_ms = earlier(b->deadline_ms, 0);
+	rc = cut_or_cancel(r, in_transaction(r, b, flush));
+	r->deadline_ms = 0;
+	return rc;
 }
 
 int vg_registry_flush_every(struct vg_registry *r, int64_t interval_ms)
@@ -2549,7 +2647,20 @@ int vg_registry_ping(struct vg_registry *r, char *err, size_t errlen)
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)
 {
-	return vg_registry_update(ctx, b);
+	struct vg_registry *r = ctx;
+	int rc = vg_registry_update(r, b);
+
+	/* the batch's deadline cut its transaction ("Commits bounded by the
+	 * deadline"): rolled back, a retry (the receiver counts it from
+	 * consumer_deadline) rather than an ack without its rows */
+	if (rc == -ETIMEDOUT) {
+		r->stats.consumer_deadline++;
+		rc = -EAGAIN;
+	} else if (rc == -ECANCELED) { /* an operator's cancel */
+		r->stats.consumer_canceled++;
+		rc = -EAGAIN;
+	}
+	return rc;
 }
 
 struct vg_consumer vg_registry_consumer(struct vg_registry *r)

@@ -118,6 +118,11 @@ struct vg_batch {
 	 * (series.arrived_ms), which marks its journal record (journal.c
 	 * "The arrival marker"). Not on the wire. */
 	int arrived;
+	/* the batch's deadline (vg_monotonic_ms; 0: none): set by the
+	 * receiver for the consumers that bound their work by it (the
+	 * registry's transaction: registry.c "Commits bounded by the
+	 * deadline"). Not on the wire. */
+	int64_t deadline_ms;
 	/* private */
 	size_t cap_res, cap_samples, cap_attrs, cap_events;
 	struct vg_arena_chunk *arena;

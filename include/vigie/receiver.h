@@ -113,6 +113,11 @@ struct vg_receiver_stats {
 	/* of those: batches whose commit of their seq in the state database
 	 * (PostgreSQL) the deadline cut, rolled back, answered RETRY */
 	uint64_t commit_deadline;
+	/* batches whose work in the state database was cancelled well
+	 * before their deadline (an operator's pg_cancel_backend, the same
+	 * SQLSTATE as the deadline's cut): rolled back, answered RETRY; not
+	 * counted in commit_deadline */
+	uint64_t state_canceled;
 	/* writes of this collector's verified row that failed in the state
 	 * database (retried at the next tick) */
 	uint64_t verified_write_failed;

@@ -111,6 +111,10 @@ struct vg_registry_mark {
 	 * committed alone (a transaction of a few statements, not the
 	 * group's one statement). */
 	int hold;
+	/* the batch's deadline (vg_monotonic_ms; 0: none): the group's
+	 * commit ends by the earliest of its marks' (see
+	 * vg_registry_seen_by) */
+	int64_t deadline_ms;
 };
 /* Rows one statement of vg_registry_commit_group records at most. */
 #define VG_REGISTRY_GROUP_MAX 16
@@ -124,15 +128,21 @@ struct vg_registry_mark {
  * never deadlock each other. Returns 0, or -EINVAL (bad arguments). */
 int vg_registry_commit_group(struct vg_registry *r,
 			     const struct vg_registry_mark *mk, size_t n, int *rcs);
-/* The deadline (vg_monotonic_ms; 0: none) by which the next commits
- * (vg_registry_commit_group, vg_registry_commit) end: the receiver's
- * batch deadline (docs/operations.md "One deadline per batch"). On
- * PostgreSQL each commit then runs in a transaction whose statements are
- * bounded by the time left (statement_timeout); one cut there, or begun
- * with no time left, is rolled back, records nothing and gives -ETIMEDOUT
- * (answer RETRY). sqlite: no bound beyond its busy timeout
- * (registry.c "Commits bounded by the deadline"). */
-void vg_registry_set_deadline(struct vg_registry *r, int64_t deadline_ms);
+/* vg_registry_seen ending by deadline_ms (vg_monotonic_ms; 0: none), the
+ * receiver's batch deadline (docs/operations.md "One deadline per
+ * batch"), as the commits of vg_registry_commit_group do by their marks'
+ * deadline_ms and vg_registry_update by its batch's (vg_batch.
+ * deadline_ms). On PostgreSQL each such call that asks the database runs
+ * in a transaction whose statements are bounded by the time left
+ * (statement_timeout); one cut there, or begun with no time left, is
+ * rolled back, records nothing and gives -ETIMEDOUT (answer RETRY; the
+ * consumer's vg_registry_update answers -EAGAIN). A statement cancelled
+ * well before the deadline (an operator's pg_cancel_backend, the same
+ * SQLSTATE 57014) gives -ECANCELED instead, rolled back as well. sqlite: no bound
+ * beyond its busy timeout (registry.c "Commits bounded by the
+ * deadline"). */
+int vg_registry_seen_by(struct vg_registry *r, const char *host, uint64_t stream,
+			uint64_t seq, int64_t time_ms, int64_t deadline_ms);
 
 /* Holding marks, for collectors that share storage daemons (an RRD
  * takes only values newer than its last update, so of two collectors
@@ -287,6 +297,13 @@ struct vg_registry_stats {
 	 * elsewhere first), or failed (the commit's error) */
 	uint64_t hold_refused;
 	uint64_t hold_failed;
+	/* batches whose transaction as a consumer (vg_registry_consumer)
+	 * the deadline cut (PostgreSQL): rolled back, the batch answered
+	 * -EAGAIN (RETRY) */
+	uint64_t consumer_deadline;
+	/* of the same, cancelled well before the deadline (an operator's
+	 * pg_cancel_backend): rolled back, -EAGAIN too */
+	uint64_t consumer_canceled;
 };
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);

@@ -428,12 +428,17 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "left to the storage thread",
 		    (double)cs.batch_deadline);
 		one(b, "vigie_receiver_commit_deadline_total", "counter",
-		    "Batches whose commit of their sequence number in the state "
-		    "database (PostgreSQL: a lock held by another session, a slow "
-		    "server) did not end by their deadline: rolled back, nothing "
-		    "recorded, answered RETRY (also in the batch deadline and "
-		    "RETRY counts)",
+		    "Batches whose work in the state database (PostgreSQL: duplicate "
+		    "check, registry transaction, commit of their sequence number; a "
+		    "lock held by another session, a slow server) did not end by their "
+		    "deadline: rolled back, nothing recorded, answered RETRY (also in "
+		    "the batch deadline and RETRY counts)",
 		    (double)cs.commit_deadline);
+		one(b, "vigie_receiver_state_canceled_total", "counter",
+		    "Batches whose work in the state database was cancelled well "
+		    "before their deadline (an operator's pg_cancel_backend): rolled "
+		    "back, answered RETRY (not in the commit deadline count)",
+		    (double)cs.state_canceled);
 		one(b, "vigie_receiver_verified_write_failures_total", "counter",
 		    "Writes of this collector's verified row that failed in the "
 		    "state database (retried at the next tick)",

@@ -57,6 +57,28 @@ static inline int row_lock_hold(struct row_lock *l, struct vg_db *db,
 	return rc;
 }
 
+/* The same with a table lock (lock_table: "LOCK TABLE t IN ... MODE"),
+ * which holds even plain reads (ACCESS EXCLUSIVE) or every write (SHARE):
+ * 0 or -1 (nothing held, db closed). Released by row_lock_release. */
+static inline int table_lock_hold(struct row_lock *l, struct vg_db *db,
+				  const char *lock_table, int64_t max_ms)
+{
+	int rc = -1;
+
+	l->db = db;
+	l->max_ms = max_ms;
+	l->release = 0;
+	if (!vg_db_begin(db) && !vg_db_exec(db, lock_table))
+		rc = 0;
+	if (!rc && pthread_create(&l->thread, NULL, row_lock_run, l))
+		rc = -1;
+	if (rc) {
+		vg_db_close(db);
+		l->db = NULL;
+	}
+	return rc;
+}
+
 /* Release the rows (at once, or already at max_ms) and close. */
 static inline void row_lock_release(struct row_lock *l)
 {

@@ -129,7 +129,7 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	/* another collector of the shared state commits the same batch
 	 * while this one is storing it */
 	if (f->other && f->other_holds) { /* holding values for a daemon */
-		struct vg_registry_mark mk = {b->host, b->stream, b->seq, b->time_ms, 1};
+		struct vg_registry_mark mk = {b->host, b->stream, b->seq, b->time_ms, 1, 0};
 		int rc;
 		vg_registry_commit_group(f->other, &mk, 1, &rc);
 	} else if (f->other) {
@@ -137,7 +137,7 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	}
 	struct vg_registry *marker = __atomic_load_n(&f->marker, __ATOMIC_SEQ_CST);
 	if (marker) {
-		struct vg_registry_mark mk = {b->host, 99, b->seq, b->time_ms, 1};
+		struct vg_registry_mark mk = {b->host, 99, b->seq, b->time_ms, 1, 0};
 		int rc;
 		vg_registry_commit_group(marker, &mk, 1, &rc);
 	}
@@ -877,7 +877,7 @@ static void test_committed_elsewhere_held(void **state)
 static void test_held_elsewhere(void **state)
 {
 	struct fixture *f = fx(state);
-	struct vg_registry_mark mk = {"node1", 99, 1, T0, 1};
+	struct vg_registry_mark mk = {"node1", 99, 1, T0, 1, 0};
 	struct vg_receiver_stats cs;
 	struct vg_registry *holder; /* not f->other: the gate commits with it */
 	char err[256];
@@ -937,7 +937,7 @@ static struct vg_ack send_host(struct fixture *f, const char *host, uint64_t seq
 static void mark(struct fixture *f, const char *node, const char *host,
 		 struct vg_registry **reg)
 {
-	struct vg_registry_mark mk = {host, 99, 1, T0, 1};
+	struct vg_registry_mark mk = {host, 99, 1, T0, 1, 0};
 	char err[256];
 	int rc;
 
@@ -2197,6 +2197,111 @@ static void test_commit_deadline(void **state)
 	assert_int_equal(ss.write_errors, 0);
 }
 
+/* Send batch seq (nsamples samples) and wait twice the ack timeout for
+ * its answer: 1 with *ack set, or 0 when none came. */
+static int send_within(struct fixture *f, uint64_t seq, int nsamples, struct vg_ack *ack)
+{
+	struct vg_batch *b = make_batch(seq, nsamples);
+	void *reply = NULL;
+	uint8_t *buf;
+	size_t len;
+	int n;
+
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	vg_batch_free(b);
+	assert_int_equal(nn_send(f->req, buf, len, 0), (int)len);
+	free(buf);
+	n = nn_recv(f->req, &reply, NN_MSG, 0);
+	if (n < 0)
+		return 0;
+	assert_int_equal(vg_wire_ack_decode(reply, (size_t)n, ack), 0);
+	nn_freemsg(reply);
+	return 1;
+}
+
+/* The duplicate check and the registry's transaction (as a consumer)
+ * bounded by the batch's deadline too, as its commit is
+ * (test_commit_deadline). Another session locks the streams table
+ * (ACCESS EXCLUSIVE: the check's plain read waits for it) when batch 3
+ * arrives (after a gap: this collector's memory cannot answer its check):
+ * answered RETRY within the socket's wait, counted. Then it locks the
+ * metrics table against writes (SHARE) when batch 2 comes with a new
+ * metric (the registry writes its row): RETRY again, rolled back. Free,
+ * the re-send is acknowledged. Each is sent right after a copy of batch
+ * 1 (DUPLICATE, from memory), so that its deadline runs from its send
+ * (recv_msg: an idle receiver's may run from up to a second before), a
+ * few times while a slow machine answers it RETRY before the check.
+ * Without the bounds the receiver waits for the lock (held 6 s at most):
+ * no answer within the socket's wait. */
+static int cut_within(struct fixture *f, uint64_t seq, int nsamples, uint64_t cuts)
+{
+	struct vg_receiver_stats cs;
+	struct vg_ack ack = {0};
+
+	for (int i = 0; i < 5; i++) {
+		/* RETRY too when it waited for the lock being taken */
+		ack = send_batch(f, 1, 2);
+		assert_true(ack.status == VG_ACK_DUPLICATE || ack.status == VG_ACK_RETRY);
+		if (!send_within(f, seq, nsamples, &ack))
+			return 0; /* no answer within twice the ack timeout */
+		expect(ack, VG_ACK_RETRY, STREAM, seq);
+		vg_receiver_stats_fn(f->rx, &cs);
+		if (cs.commit_deadline >= cuts)
+			return 1;
+	}
+	return 1;
+}
+
+static void test_state_deadline(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_ack ack = {0};
+	struct row_lock l;
+	struct vg_db *db;
+	int answered;
+
+	nn_close(f->req);
+	f->req = fxr_req_open(f->url, 2 * DEADLINE_ACK_MS);
+	assert_true(f->req >= 0);
+	expect(send_batch(f, 1, 2), VG_ACK_OK, STREAM, 1);
+
+	/* the duplicate check */
+	assert_int_equal(table_lock_hold(&l, st_db(f->surl, f->dir, "registry.db"),
+					 "LOCK TABLE streams IN ACCESS EXCLUSIVE MODE",
+					 3 * DEADLINE_ACK_MS),
+			 0);
+	answered = cut_within(f, 3, 2, 1);
+	row_lock_release(&l);
+	assert_true(answered);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.commit_deadline, 1);
+
+	/* the registry's transaction: a new metric's row */
+	assert_int_equal(table_lock_hold(&l, st_db(f->surl, f->dir, "registry.db"),
+					 "LOCK TABLE metrics IN SHARE MODE", 3 * DEADLINE_ACK_MS),
+			 0);
+	answered = cut_within(f, 2, 3, 2);
+	row_lock_release(&l);
+	assert_true(answered);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.commit_deadline, 2);
+	db = st_db(f->surl, f->dir, "registry.db");
+	assert_int_equal(st_int(db, "SELECT count(*) FROM metrics WHERE name = 'metric.2'"), 0);
+	assert_int_equal(st_int(db, "SELECT max(last_seq) FROM streams"), 1);
+
+	ack = send_batch(f, 2, 3);
+	for (int i = 0; i < 100 && ack.status == VG_ACK_RETRY; i++) {
+		vg_sleep_ms(50);
+		ack = send_batch(f, 2, 3);
+	}
+	expect(ack, VG_ACK_OK, STREAM, 2);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM metrics WHERE name = 'metric.2'"), 1);
+	vg_db_close(db);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.commit_deadline, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2227,6 +2332,8 @@ int main(void)
 		ST_BOTH(test_keys_renewed_while_deferred, setup, teardown),
 		/* the bound is PostgreSQL's (sqlite: its busy timeout) */
 		{"postgresql test_commit_deadline", test_commit_deadline, setup_deadline, teardown,
+		 &ST_PG},
+		{"postgresql test_state_deadline", test_state_deadline, setup_deadline, teardown,
 		 &ST_PG},
 	};
 	if (getenv("RECEIVER_TEST_FILTER")) /* e.g. "postgresql*" */

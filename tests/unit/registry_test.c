@@ -857,7 +857,7 @@ static void test_holding_marks(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry *a = f->r, *b, *c;
-	struct vg_registry_mark mk[2] = {{"h1", 7, 1, T0, 1}, {"h2", 7, 1, T0, 0}};
+	struct vg_registry_mark mk[2] = {{"h1", 7, 1, T0, 1, 0}, {"h2", 7, 1, T0, 0, 0}};
 	int rcs[2];
 	char err[256];
 
@@ -887,7 +887,7 @@ static void test_holding_marks(void **state)
 	/* b acknowledged the same batch meanwhile, holding too: a's live
 	 * mark stays a's (its values are the older ones); counted */
 	struct vg_registry_stats st;
-	mk[0] = (struct vg_registry_mark){"h1", 7, 1, T0, 1};
+	mk[0] = (struct vg_registry_mark){"h1", 7, 1, T0, 1, 0};
 	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], 1); /* committed by a */
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h1' "
@@ -902,13 +902,13 @@ static void test_holding_marks(void **state)
 	 * one (a transaction) */
 	assert_int_equal(vg_registry_commit(b, "h6", 7, 1, T0), 0);
 	assert_int_equal(vg_registry_seen(b, "h6", 7, 2, T0 + 60000), 0);
-	mk[0] = (struct vg_registry_mark){"h6", 8, 1, T0, 1};
+	mk[0] = (struct vg_registry_mark){"h6", 8, 1, T0, 1, 0};
 	assert_int_equal(vg_registry_commit_group(a, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], 0); /* a marks h6 */
-	mk[0] = (struct vg_registry_mark){"h6", 7, 2, T0 + 60000, 1};
+	mk[0] = (struct vg_registry_mark){"h6", 7, 2, T0 + 60000, 1, 0};
 	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], -EBUSY);
-	mk[0] = (struct vg_registry_mark){"h6", 9, 1, T0 + 60000, 1};
+	mk[0] = (struct vg_registry_mark){"h6", 9, 1, T0 + 60000, 1, 0};
 	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], -EBUSY);
 	vg_registry_stats(b, &st);
@@ -923,11 +923,11 @@ static void test_holding_marks(void **state)
 	assert_int_equal(vg_registry_seen(a, "h6", 7, 2, T0 + 60000), 0);
 	assert_int_equal(vg_registry_seen(a, "h6", 9, 1, T0 + 60000), 0);
 	/* without holding (no values wait) b's commit is not refused */
-	mk[0] = (struct vg_registry_mark){"h6", 7, 2, T0 + 60000, 0};
+	mk[0] = (struct vg_registry_mark){"h6", 7, 2, T0 + 60000, 0, 0};
 	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	/* no holder: no mark written */
-	mk[0] = (struct vg_registry_mark){"h5", 7, 1, T0, 1};
+	mk[0] = (struct vg_registry_mark){"h5", 7, 1, T0, 1, 0};
 	assert_int_equal(vg_registry_commit_group(c, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h5'"), 0);
@@ -941,13 +941,13 @@ static void test_holding_marks(void **state)
 	/* a mark past its ttl blocks nothing (a holder that died); a renewal
 	 * makes it live again */
 	assert_int_equal(vg_registry_set_holder(a, "node-a", 0), 0);
-	mk[0] = (struct vg_registry_mark){"h3", 7, 1, T0, 1};
+	mk[0] = (struct vg_registry_mark){"h3", 7, 1, T0, 1, 0};
 	assert_int_equal(vg_registry_commit_group(a, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h3'"), 1);
 	assert_int_equal(vg_registry_seen(b, "h3", 7, 2, T0 + 60000), 0);
 	/* b, holding too, takes the expired mark over */
-	mk[0] = (struct vg_registry_mark){"h3", 7, 2, T0 + 60000, 1};
+	mk[0] = (struct vg_registry_mark){"h3", 7, 2, T0 + 60000, 1, 0};
 	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h3' "
@@ -955,7 +955,7 @@ static void test_holding_marks(void **state)
 			 1);
 	assert_int_equal(vg_registry_seen(a, "h3", 8, 1, T0 + 120000), 2);
 	/* a's expired marks come back to life when renewed */
-	mk[0] = (struct vg_registry_mark){"h4", 7, 1, T0, 1};
+	mk[0] = (struct vg_registry_mark){"h4", 7, 1, T0, 1, 0};
 	assert_int_equal(vg_registry_commit_group(a, mk, 1, rcs), 0);
 	assert_int_equal(vg_registry_seen(b, "h4", 7, 2, T0 + 60000), 0);
 	assert_int_equal(vg_registry_set_holder(a, "node-a", 60000), 0);
@@ -999,7 +999,7 @@ static void test_marks_release(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry *a = f->r, *b;
-	struct vg_registry_mark mk = {"h1", 7, 1, T0, 1};
+	struct vg_registry_mark mk = {"h1", 7, 1, T0, 1, 0};
 	struct mark_rows m = {0};
 	int64_t before = vg_now_ms();
 	uint64_t n = 99;
@@ -1010,9 +1010,9 @@ static void test_marks_release(void **state)
 	assert_int_equal(vg_registry_set_holder(a, "node-a", 6 * 3600 * 1000LL), 0);
 	assert_int_equal(vg_registry_set_holder(b, "node-b", 6 * 3600 * 1000LL), 0);
 	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
-	mk = (struct vg_registry_mark){"h2", 7, 1, T0, 1};
+	mk = (struct vg_registry_mark){"h2", 7, 1, T0, 1, 0};
 	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
-	mk = (struct vg_registry_mark){"h3", 7, 1, T0, 1};
+	mk = (struct vg_registry_mark){"h3", 7, 1, T0, 1, 0};
 	assert_int_equal(vg_registry_commit_group(b, &mk, 1, rcs), 0);
 	/* listed by node, then host, with the holder's time limit */
 	assert_int_equal(vg_registry_marks(b, collect_mark, &m), 0);
@@ -1095,8 +1095,8 @@ static void test_step6_commit_node(void **state)
 	assert_true(raw_int(f, "SELECT commit_ms FROM streams WHERE host = 'h-old'") ==
 		    vg_registry_committed_ms(f->r));
 	{
-		struct vg_registry_mark mk[2] = {{"h-old", 7, 5, T0 + 2, 0},
-						 {"h-new", 7, 1, T0 + 2, 0}};
+		struct vg_registry_mark mk[2] = {{"h-old", 7, 5, T0 + 2, 0, 0},
+						 {"h-new", 7, 1, T0 + 2, 0, 0}};
 		int rcs[2];
 		assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
 		assert_int_equal(rcs[0], 0);
@@ -1231,7 +1231,7 @@ static void test_same_batch_two_holders(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry *a = f->r, *b;
-	struct vg_registry_mark mk = {"h1", 7, 5, T0, 1};
+	struct vg_registry_mark mk = {"h1", 7, 5, T0, 1, 0};
 	int rcs[1];
 	char err[256];
 
@@ -1260,7 +1260,7 @@ static void test_same_batch_two_holders(void **state)
 	assert_int_equal(vg_registry_commit(b, "h2", 7, 4, T0 - 60000), 0);
 	assert_int_equal(vg_registry_seen(a, "h2", 7, 5, T0), 0);
 	assert_int_equal(vg_registry_seen(b, "h2", 7, 5, T0), 0);
-	mk = (struct vg_registry_mark){"h2", 7, 5, T0, 1};
+	mk = (struct vg_registry_mark){"h2", 7, 5, T0, 1, 0};
 	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_int_equal(vg_registry_commit_group(b, &mk, 1, rcs), 0);
@@ -1823,7 +1823,7 @@ static void test_commit_group(void **state)
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(vg_registry_commit(a, hosts[i], 7, 1, T0), 0);
 		assert_int_equal(vg_registry_commit(b, hosts[i], 7, 1, T0), 1);
-		mk[i] = (struct vg_registry_mark){hosts[i], 7, 2, T0 + 60000, 0};
+		mk[i] = (struct vg_registry_mark){hosts[i], 7, 2, T0 + 60000, 0, 0};
 	}
 	assert_int_equal(vg_registry_commit_group(a, mk, 4, rcs), 0);
 	for (int i = 0; i < 4; i++)
@@ -1834,8 +1834,8 @@ static void test_commit_group(void **state)
 	/* seq 3 of g0 and g1, seq 2 of g2 again (stale), a new stream of
 	 * g3 and a second one of g0 */
 	mk[0].seq = mk[1].seq = 3;
-	mk[3] = (struct vg_registry_mark){"g3", 8, 1, T0 + 120000, 0};
-	mk[4] = (struct vg_registry_mark){"g0", 9, 1, T0 + 120000, 0};
+	mk[3] = (struct vg_registry_mark){"g3", 8, 1, T0 + 120000, 0, 0};
+	mk[4] = (struct vg_registry_mark){"g0", 9, 1, T0 + 120000, 0, 0};
 	assert_int_equal(vg_registry_commit_group(a, mk, 5, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_int_equal(rcs[1], 0);
@@ -1854,8 +1854,8 @@ static void test_commit_group(void **state)
 	vg_registry_close(b);
 }
 
-/* The commit bounded by the batch's deadline (vg_registry_set_deadline,
- * registry.c "Commits bounded by the deadline"). PostgreSQL: while
+/* The commit bounded by the batch's deadline (vg_registry_mark.
+ * deadline_ms, registry.c "Commits bounded by the deadline"). PostgreSQL: while
  * another session holds the streams rows, each commit path (the group's
  * multi-row statement, a known stream's lone ACK, the transaction of a
  * stream this handle did not just check) is cut at the deadline:
@@ -1865,11 +1865,17 @@ static void test_commit_group(void **state)
  * duplicate), and the group's statement bounded records too. Without
  * the bound each commit waits for the rows (3 s) and records them.
  * sqlite: the deadline does not change a commit. */
+static void marks_deadline(struct vg_registry_mark *mk, size_t n, int64_t deadline_ms)
+{
+	for (size_t i = 0; i < n; i++)
+		mk[i].deadline_ms = deadline_ms;
+}
+
 static void test_commit_deadline(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry *w;
-	struct vg_registry_mark mk[2] = {{"d0", 7, 2, T0 + 60000, 0}, {"d1", 7, 2, T0 + 60000, 0}};
+	struct vg_registry_mark mk[2] = {{"d0", 7, 2, T0 + 60000, 0, 0}, {"d1", 7, 2, T0 + 60000, 0, 0}};
 	struct row_lock l;
 	int pg = f->e->kind == VG_DB_POSTGRESQL, rcs[2];
 	char err[256];
@@ -1886,21 +1892,22 @@ static void test_commit_deadline(void **state)
 					       3000),
 				 0);
 		/* the group's one statement */
-		vg_registry_set_deadline(f->r, vg_monotonic_ms() + 300);
+		marks_deadline(mk, 2, vg_monotonic_ms() + 300);
 		assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
 		assert_int_equal(rcs[0], -ETIMEDOUT);
 		assert_int_equal(rcs[1], -ETIMEDOUT);
 		assert_true(strstr(vg_registry_last_error(f->r), "statement timeout") != NULL);
 		/* a known stream's ACK alone */
 		assert_int_equal(vg_registry_seen(f->r, "d0", 7, 2, T0 + 60000), 0);
-		vg_registry_set_deadline(f->r, vg_monotonic_ms() + 300);
+		marks_deadline(mk, 2, vg_monotonic_ms() + 300);
 		assert_int_equal(vg_registry_commit_group(f->r, mk, 1, rcs), 0);
 		assert_int_equal(rcs[0], -ETIMEDOUT);
 		/* the transaction (ACK, floor, prune) */
-		vg_registry_set_deadline(f->r, vg_monotonic_ms() + 300);
-		assert_int_equal(vg_registry_commit(f->r, "d1", 7, 2, T0 + 60000), -ETIMEDOUT);
+		marks_deadline(mk, 2, vg_monotonic_ms() + 300);
+		assert_int_equal(vg_registry_commit_group(f->r, &mk[1], 1, rcs), 0);
+		assert_int_equal(rcs[0], -ETIMEDOUT);
 		/* no time left: nothing sent */
-		vg_registry_set_deadline(f->r, vg_monotonic_ms() - 1);
+		marks_deadline(mk, 2, vg_monotonic_ms() - 1);
 		assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
 		assert_int_equal(rcs[0], -ETIMEDOUT);
 		assert_int_equal(rcs[1], -ETIMEDOUT);
@@ -1909,15 +1916,20 @@ static void test_commit_deadline(void **state)
 		assert_int_equal(vg_registry_seen(w, "d0", 7, 2, T0 + 60000), 0);
 		assert_int_equal(vg_registry_seen(w, "d1", 7, 2, T0 + 60000), 0);
 		row_lock_release(&l);
+		/* the deadline is the call's own: a check past it sends
+		 * nothing, the next one without a deadline is not cut */
+		assert_int_equal(vg_registry_seen_by(w, "d0", 7, 2, T0 + 60000,
+						     vg_monotonic_ms() - 1),
+				 -ETIMEDOUT);
 		assert_int_equal(vg_registry_seen(w, "d0", 7, 2, T0 + 60000), 0);
 		assert_int_equal(vg_registry_seen(w, "d1", 7, 2, T0 + 60000), 0);
 	} else {
 		/* sqlite: a deadline passed changes nothing */
-		vg_registry_set_deadline(f->r, vg_monotonic_ms() - 1);
+		marks_deadline(mk, 2, vg_monotonic_ms() - 1);
 	}
 	/* the re-sent batches: recorded once */
 	if (pg)
-		vg_registry_set_deadline(f->r, vg_monotonic_ms() + 60000);
+		marks_deadline(mk, 2, vg_monotonic_ms() + 60000);
 	assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_int_equal(rcs[1], 0);
@@ -1929,11 +1941,75 @@ static void test_commit_deadline(void **state)
 	assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_int_equal(rcs[1], 0);
-	vg_registry_set_deadline(f->r, 0);
 	assert_int_equal(vg_registry_seen(w, "d0", 7, 2, T0 + 60000), 1);
 	assert_int_equal(vg_registry_seen(w, "d1", 7, 3, T0 + 120000), 1);
 	assert_int_equal(vg_registry_seen(w, "d0", 7, 4, T0 + 180000), 0);
 	vg_registry_close(w);
+}
+
+/* Another session that cancels (pg_cancel_backend) the statement of
+ * backend pid as soon as it waits for a lock, within 5 s. */
+struct canceller {
+	struct vg_db *db;
+	int64_t pid;
+	int done;
+	pthread_t th;
+};
+
+static void *cancel_run(void *arg)
+{
+	struct canceller *c = arg;
+	struct vg_db_stmt *s;
+
+	for (int64_t end = vg_monotonic_ms() + 5000; !c->done && vg_monotonic_ms() < end;
+	     vg_sleep_ms(10)) {
+		if (vg_db_prepare(c->db, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+					 "WHERE pid = ?1 AND wait_event_type = 'Lock'",
+				  &s))
+			break;
+		vg_db_bind_int64(s, 1, c->pid);
+		if (vg_db_step(s) == 1 && vg_db_column_int64(s, 0) == 1)
+			c->done = 1;
+		vg_db_reset(s);
+	}
+	return NULL;
+}
+
+/* An operator's pg_cancel_backend (SQLSTATE 57014, as the deadline's
+ * statement_timeout) well before the deadline is told apart: the commit
+ * gives -ECANCELED, not -ETIMEDOUT (the receiver counts it as a cancel,
+ * not a deadline cut), nothing recorded; the next commit records. */
+static void test_cancel_not_deadline(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry_mark mk = {"d0", 7, 2, T0 + 60000, 0, 0};
+	struct canceller c = {0};
+	struct vg_db_stmt *s;
+	struct row_lock l;
+	int rcs[1];
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* no statement to cancel in sqlite */
+	assert_int_equal(vg_registry_commit(f->r, "d0", 7, 1, T0), 0);
+	assert_int_equal(vg_db_prepare(vg_registry_db(f->r), "SELECT pg_backend_pid()", &s), 0);
+	assert_int_equal(vg_db_step(s), 1);
+	c.pid = vg_db_column_int64(s, 0);
+	vg_db_reset(s);
+	assert_int_equal(row_lock_hold(&l, raw_db(f),
+				       "SELECT last_seq FROM streams WHERE host = 'd0' FOR UPDATE",
+				       6000),
+			 0);
+	c.db = raw_db(f);
+	assert_int_equal(pthread_create(&c.th, NULL, cancel_run, &c), 0);
+	mk.deadline_ms = vg_monotonic_ms() + 20000;
+	assert_int_equal(vg_registry_commit_group(f->r, &mk, 1, rcs), 0);
+	pthread_join(c.th, NULL);
+	vg_db_close(c.db);
+	row_lock_release(&l);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(rcs[0], -ECANCELED);
+	assert_int_equal(vg_registry_commit_group(f->r, &mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0);
 }
 
 /* Two collectors commit groups of the same two hosts, arrived in
@@ -1983,10 +2059,10 @@ static void test_commit_group_lock_order(void **state)
 	assert_int_equal(vg_registry_commit(a.r, "d2", 7, 1, T0), 0);
 	assert_int_equal(vg_registry_commit(b.r, "d1", 7, 2, T0 + 30000), 0);
 	assert_int_equal(vg_registry_commit(b.r, "d2", 7, 2, T0 + 30000), 0);
-	a.mk[0] = (struct vg_registry_mark){"d1", 7, 3, T0 + 60000, 0};
-	a.mk[1] = (struct vg_registry_mark){"d2", 7, 3, T0 + 60000, 0};
-	b.mk[0] = (struct vg_registry_mark){"d2", 7, 4, T0 + 120000, 0};
-	b.mk[1] = (struct vg_registry_mark){"d1", 7, 4, T0 + 120000, 0};
+	a.mk[0] = (struct vg_registry_mark){"d1", 7, 3, T0 + 60000, 0, 0};
+	a.mk[1] = (struct vg_registry_mark){"d2", 7, 3, T0 + 60000, 0, 0};
+	b.mk[0] = (struct vg_registry_mark){"d2", 7, 4, T0 + 120000, 0, 0};
+	b.mk[1] = (struct vg_registry_mark){"d1", 7, 4, T0 + 120000, 0, 0};
 	hold = raw_db(f);
 	obs = raw_db(f);
 	assert_int_equal(vg_db_begin(hold), 0);
@@ -2934,6 +3010,7 @@ int main(void)
 		ST_BOTH(test_commit_group, setup, teardown),
 		ST_BOTH(test_commit_group_lock_order, setup, teardown),
 		ST_BOTH(test_commit_deadline, setup, teardown),
+		ST_BOTH(test_cancel_not_deadline, setup, teardown),
 		ST_BOTH(test_holding_marks, setup, teardown),
 		ST_BOTH(test_marks_release, setup, teardown),
 		ST_BOTH(test_step6_commit_node, setup, teardown),
