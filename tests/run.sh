@@ -21,14 +21,15 @@
 # in its log as "# kept DIR"); KEEP_TMP=fail keeps them only for a test
 # with a failed check (a flaky test run in a loop). Without it they are
 # removed, also after a failed check (docs/testing.md).
-# TEST_JOBS=N runs up to N programs at once (default 1; `make check` uses
-# one per core): each test starts its daemons on ports it claims
-# (docs/testing.md) in its own temp dirs, so tests do not meet; most of
-# their time is waiting on daemons, so two at a time on two cores take
-# ~60 % of the serial wall time. The e2e group (real QEMU guests under
-# the host's libvirtd) runs alone, after every other program. The others
-# start longest first (tests/durations.txt, below). Summary lines come in
-# the order programs finish; the counts are the same.
+# TEST_JOBS=N runs up to N programs at once (default 1; `make check` and
+# `make SAN=1 check` use one per core): each test starts its daemons on
+# ports it claims (docs/testing.md) in its own temp dirs, so tests do not
+# meet; most of their time is waiting on daemons, so two at a time on
+# two cores take ~60 % of the serial wall time. The e2e group (real QEMU
+# guests under the host's libvirtd) runs alone, after every other
+# program. The others start longest first (tests/durations.txt, below).
+# Summary lines come in the order programs finish; the counts are the
+# same.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
