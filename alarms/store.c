@@ -75,6 +75,7 @@ enum {
 	ST_STATE_PUT,
 	ST_STATE_DEL,
 	ST_HIST_SEQ,
+	ST_HIST_SEQ_N,
 	ST_HIST_ADD,
 	ST_OB_ADD,
 	ST_OB_DUE,
@@ -119,6 +120,10 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_HIST_SEQ] = "INSERT INTO history_seq(alarm_id, last) VALUES (?1, 1) "
 			"ON CONFLICT(alarm_id) DO UPDATE SET last = history_seq.last + 1 "
 			"RETURNING last",
+	/* PostgreSQL: ?2 rows of one alarm at a commit (see hist_write) */
+	[ST_HIST_SEQ_N] = "INSERT INTO history_seq(alarm_id, last) VALUES (?1, ?2) "
+			  "ON CONFLICT(alarm_id) DO UPDATE SET last = history_seq.last + ?2 "
+			  "RETURNING last",
 	[ST_HIST_ADD] = "INSERT INTO history(alarm_id, project, type, resource, "
 			"time_ms, recorded_ms, detail, aseq) VALUES (?1, ?2, ?3, ?4, "
 			"?5, ?6, ?7, ?8)",
@@ -329,11 +334,24 @@ static const struct vg_db_schema alarms_schema = {
 	.adopt_user_version = 1,
 };
 
+/* A history row of an open PostgreSQL transaction, written at its commit
+ * (hist_write). */
+struct hist_row {
+	char *alarm_id, *project, *type, *resource, *detail;
+	int64_t time_ms, recorded_ms;
+	size_t order; /* the order of the adds */
+};
+
 struct vg_alarm_store {
 	struct vg_db *db;
 	int pg;
-	char worker[96]; /* this handle's claim name: host:pid:random */
+	char worker[96];     /* this handle's claim name: host:pid:random */
+	struct hist_row *hq; /* PostgreSQL: the open transaction's history rows */
+	size_t nhq, caphq;
+	char failed[512]; /* the message of the failure a rollback ended */
 };
+
+static void hist_clear(struct vg_alarm_store *s);
 
 /* vg_db's codes as this header promises them. */
 static int map_rc(int rc)
@@ -357,13 +375,17 @@ static int map_rc(int rc)
 
 const char *vg_alarm_store_errmsg(const struct vg_alarm_store *s)
 {
-	return s && s->db ? vg_db_errmsg(s->db) : "no database";
+	if (!s || !s->db)
+		return "no database";
+	return *vg_db_errmsg(s->db) ? vg_db_errmsg(s->db) : s->failed;
 }
 
 void vg_alarm_store_close(struct vg_alarm_store *s)
 {
 	if (!s)
 		return;
+	hist_clear(s);
+	free(s->hq);
 	vg_db_close(s->db);
 	free(s);
 }
@@ -484,23 +506,128 @@ static int read_all(struct vg_alarm_store *s, struct read *r)
 	return r->ret ? r->ret : map_rc(rc);
 }
 
+static void hist_clear(struct vg_alarm_store *s)
+{
+	for (size_t i = 0; i < s->nhq; i++) {
+		struct hist_row *h = &s->hq[i];
+		free(h->alarm_id);
+		free(h->project);
+		free(h->type);
+		free(h->resource);
+		free(h->detail);
+	}
+	s->nhq = 0;
+}
+
+static int hist_cmp(const void *a, const void *b)
+{
+	const struct hist_row *x = a, *y = b;
+	int c = strcmp(x->alarm_id, y->alarm_id);
+
+	return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+static int hist_insert(struct vg_alarm_store *s, const char *alarm_id,
+		       const char *project, const char *type, const char *resource,
+		       int64_t time_ms, int64_t recorded_ms, const char *detail,
+		       int64_t aseq)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, ST_HIST_ADD, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, alarm_id);
+	vg_db_bind_text(st, 2, project ? project : "");
+	vg_db_bind_text(st, 3, type);
+	vg_db_bind_text(st, 4, resource && *resource ? resource : NULL);
+	vg_db_bind_int64(st, 5, time_ms);
+	vg_db_bind_int64(st, 6, recorded_ms);
+	vg_db_bind_text(st, 7, detail);
+	vg_db_bind_int64(st, 8, aseq);
+	return run(st);
+}
+
+/* PostgreSQL: the transaction's history rows, just before its COMMIT.
+ * Numbering a row locks its alarm's history_seq row until the commit
+ * (that lock orders two writers of one alarm: seq follows the commits).
+ * Taken where each row was added, in the order of the adds, two
+ * collectors' transactions that both write rows of alarms A and B (an
+ * engine's flush deciding for several alarms, a delivery thread
+ * recording the attempts that ended together) took those locks in
+ * opposite orders and deadlocked: the server aborted one, and when it
+ * was a delivery thread's, notifications its receivers had answered 2xx
+ * stayed pending and were sent again (the cluster test saw 16 and 20
+ * sent twice). So every transaction takes them here, last, in alarm id
+ * order, one statement per alarm: waits on them always go up the same
+ * order and end. Rows of one alarm keep the order of their adds. */
+static int hist_write(struct vg_alarm_store *s)
+{
+	int rc = 0;
+
+	qsort(s->hq, s->nhq, sizeof(*s->hq), hist_cmp);
+	for (size_t i = 0, j; !rc && i < s->nhq; i = j) {
+		struct vg_db_stmt *st;
+		int64_t last = 0;
+
+		for (j = i + 1; j < s->nhq && !strcmp(s->hq[j].alarm_id, s->hq[i].alarm_id); j++)
+			;
+		if ((rc = prep(s, ST_HIST_SEQ_N, &st)))
+			break;
+		vg_db_bind_text(st, 1, s->hq[i].alarm_id);
+		vg_db_bind_int64(st, 2, (int64_t)(j - i));
+		rc = vg_db_step(st);
+		if (rc == 1)
+			last = vg_db_column_int64(st, 0);
+		vg_db_reset(st);
+		if (rc != 1) {
+			rc = rc < 0 ? map_rc(rc) : -EIO;
+			break;
+		}
+		rc = 0;
+		for (size_t k = i; !rc && k < j; k++) {
+			const struct hist_row *h = &s->hq[k];
+			rc = hist_insert(s, h->alarm_id, h->project, h->type, h->resource,
+					 h->time_ms, h->recorded_ms, h->detail,
+					 last - (int64_t)(j - k) + 1);
+		}
+	}
+	hist_clear(s);
+	return rc;
+}
+
 int vg_alarm_store_begin(struct vg_alarm_store *s)
 {
+	hist_clear(s);
+	s->failed[0] = '\0';
 	return map_rc(vg_db_begin(s->db));
 }
 
 int vg_alarm_store_commit(struct vg_alarm_store *s)
 {
-	int rc = vg_db_commit(s->db);
+	int rc = s->nhq && vg_db_in_transaction(s->db) ? hist_write(s) : 0;
 
-	/* PostgreSQL: a failed COMMIT has ended the transaction already */
+	/* PostgreSQL: a failed COMMIT has ended the transaction already;
+	 * after a failed statement the caller rolls back */
+	if (!rc)
+		rc = vg_db_commit(s->db);
 	return map_rc(rc);
 }
 
 void vg_alarm_store_rollback(struct vg_alarm_store *s)
 {
-	if (s && vg_db_in_transaction(s->db))
-		vg_db_rollback(s->db);
+	char why[512];
+
+	if (!s)
+		return;
+	hist_clear(s);
+	if (!vg_db_in_transaction(s->db))
+		return;
+	/* the failure's message stays what vg_alarm_store_errmsg says (a
+	 * rollback clears it: callers log it after rolling back) */
+	snprintf(why, sizeof(why), "%s", vg_db_errmsg(s->db));
+	if (!vg_db_rollback(s->db))
+		memcpy(s->failed, why, sizeof(why));
 }
 
 /* ---- definitions ---------------------------------------------------------- */
@@ -839,6 +966,38 @@ int vg_alarm_store_history_add(struct vg_alarm_store *s, const char *alarm_id,
 	int64_t aseq;
 	int rc;
 
+	/* PostgreSQL, in a transaction: written at its commit (hist_write) */
+	if (s->pg && vg_db_in_transaction(s->db)) {
+		struct hist_row *h;
+		if (s->nhq == s->caphq) {
+			size_t c = s->caphq ? 2 * s->caphq : 16;
+			struct hist_row *m = realloc(s->hq, c * sizeof(*m));
+			if (!m)
+				return -ENOMEM;
+			s->hq = m;
+			s->caphq = c;
+		}
+		h = &s->hq[s->nhq];
+		*h = (struct hist_row){.alarm_id = strdup(alarm_id),
+				       .project = strdup(project ? project : ""),
+				       .type = strdup(type),
+				       .resource = resource && *resource ? strdup(resource) : NULL,
+				       .detail = strdup(detail),
+				       .time_ms = time_ms,
+				       .recorded_ms = recorded_ms,
+				       .order = s->nhq};
+		if (!h->alarm_id || !h->project || !h->type || !h->detail ||
+		    (resource && *resource && !h->resource)) {
+			free(h->alarm_id);
+			free(h->project);
+			free(h->type);
+			free(h->resource);
+			free(h->detail);
+			return -ENOMEM;
+		}
+		s->nhq++;
+		return 0;
+	}
 	if ((rc = prep(s, ST_HIST_SEQ, &st)))
 		return rc;
 	vg_db_bind_text(st, 1, alarm_id);
@@ -847,17 +1006,8 @@ int vg_alarm_store_history_add(struct vg_alarm_store *s, const char *alarm_id,
 	vg_db_reset(st);
 	if (rc != 1)
 		return rc < 0 ? map_rc(rc) : -EIO;
-	if ((rc = prep(s, ST_HIST_ADD, &st)))
-		return rc;
-	vg_db_bind_text(st, 1, alarm_id);
-	vg_db_bind_text(st, 2, project ? project : "");
-	vg_db_bind_text(st, 3, type);
-	vg_db_bind_text(st, 4, resource && *resource ? resource : NULL);
-	vg_db_bind_int64(st, 5, time_ms);
-	vg_db_bind_int64(st, 6, recorded_ms);
-	vg_db_bind_text(st, 7, detail);
-	vg_db_bind_int64(st, 8, aseq);
-	return run(st);
+	return hist_insert(s, alarm_id, project, type, resource, time_ms, recorded_ms,
+			   detail, aseq);
 }
 
 int vg_alarm_store_history(struct vg_alarm_store *s,

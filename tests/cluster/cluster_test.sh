@@ -430,6 +430,14 @@ done
 # lease lines, and each collector's stream counters.
 alarm_diag() {
   local r t rec tr nid reason node ms st key body
+  # first, in a few lines (a failed test's summary shows its first 20
+  # lines of diag): notifications sent twice (a delivery's mark rolled
+  # back), the collectors' failed alarm writes, the server's deadlocks
+  awk '$2 == 200 {print $3}' "$TMP/hook.ok" | sort | uniq -d >"$TMP/twice.list"
+  diag "notification ids delivered more than once: $(wc -l <"$TMP/twice.list")$(for key in $(head -2 "$TMP/twice.list"); do
+    printf ' %s at %s ms' "${key:0:8}" "$(awk -v k="$key" '$3 == k {printf "%s%s", s, $1; s = ","}' "$TMP/hook.ok")"; done)"
+  diag "collectors' failed alarm writes: $(cat "$TMP"/c?-?.log | grep -cE 'cannot record .* deliveries|cannot write alarms.db') (first: $(cat "$TMP"/c?-?.log |
+    grep -hE 'cannot record .* deliveries|cannot write alarms.db' | sort | head -1 | cut -c1-200)); PostgreSQL deadlocks: $(grep -c 'deadlock detected' "$PG_DIR/server.log" 2>/dev/null)"
   jq -r '.history[].resource' "$TMP"/hist-p?.json | sort | uniq -c | awk '$1 > 1 {print $2}' >"$TMP/multi.list"
   diag "instances with more than one transition: $(wc -l <"$TMP/multi.list") (per host: $(cut -d- -f2 "$TMP/multi.list" | sort | uniq -c | awk '{printf "h%d=%d ", $2, $1}'))"
   for r in $(head -3 "$TMP/multi.list"); do

@@ -387,6 +387,87 @@ static void test_history_seq_pruned(void **state)
 	assert_int_equal(last_seq(f, "d1"), 1);
 }
 
+/* Two writers (two collectors' transactions: an engine's flush, a
+ * delivery thread's record) each writing history rows of alarms a1 and
+ * a2, in opposite orders, at the same time. Each row's number locks its
+ * alarm's counter until the commit; taken in the order of the adds, the
+ * second writer's first add waited for the first's and the first's
+ * second for the second's: PostgreSQL aborted one of them as a deadlock
+ * (a delivery thread's record lost that way sent its notifications
+ * again). Both commit, and each alarm's rows are numbered 1..n without a
+ * gap or a repeat. */
+struct hist_writer {
+	struct vg_alarm_store *s;
+	pthread_barrier_t *both;
+	const char *first, *second;
+	int rc;
+};
+
+static void *hist_write_two(void *arg)
+{
+	struct hist_writer *w = arg;
+	int rc = vg_alarm_store_begin(w->s);
+
+	if (!rc)
+		rc = vg_alarm_store_history_add(w->s, w->first, "acme", "transition", "vm",
+						1000, 5000, "{}");
+	/* both hold their first row before either adds its second */
+	pthread_barrier_wait(w->both);
+	if (!rc)
+		rc = vg_alarm_store_history_add(w->s, w->second, "acme", "transition", "vm",
+						1001, 5001, "{}");
+	if (!rc)
+		rc = vg_alarm_store_commit(w->s);
+	if (rc)
+		vg_alarm_store_rollback(w->s);
+	w->rc = rc;
+	return NULL;
+}
+
+static void test_history_two_writers(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_alarm_store *s2;
+	struct hist_writer w[2];
+	pthread_barrier_t both;
+	pthread_t th[2];
+	char err[512];
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: one writer at a time per file\n");
+		skip();
+	}
+	if (vg_alarm_store_open(f->where, &s2, err, sizeof(err)))
+		fail_msg("%s", err);
+	/* both counters exist: the adds below update their rows */
+	assert_int_equal(vg_alarm_store_history_add(f->s, "a1", "acme", "update", NULL, 900, 4900, "{}"), 0);
+	assert_int_equal(vg_alarm_store_history_add(f->s, "a2", "acme", "update", NULL, 900, 4900, "{}"), 0);
+	pthread_barrier_init(&both, NULL, 2);
+	w[0] = (struct hist_writer){f->s, &both, "a1", "a2", 0};
+	w[1] = (struct hist_writer){s2, &both, "a2", "a1", 0};
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(pthread_create(&th[k], NULL, hist_write_two, &w[k]), 0);
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(pthread_join(th[k], NULL), 0);
+	pthread_barrier_destroy(&both);
+	for (int k = 0; k < 2; k++)
+		if (w[k].rc)
+			fail_msg("writer %d: %d (%s)", k, w[k].rc,
+				 vg_alarm_store_errmsg(w[k].s));
+	for (int a = 0; a < 2; a++) {
+		struct vg_alarm_history_query q = {.alarm_id = a ? "a2" : "a1", .start_ms = 0, .end_ms = 1000000, .limit = 100};
+		json_t *page;
+		int64_t next;
+		assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
+		assert_int_equal(json_array_size(page), 3);
+		for (size_t i = 0; i < 3; i++)
+			assert_int_equal(json_integer_value(json_object_get(json_array_get(page, i), "seq")),
+					 (json_int_t)i + 1);
+		json_decref(page);
+	}
+	vg_alarm_store_close(s2);
+}
+
 /* ---- the outbox's moves ---- */
 
 static void test_outbox_moves(void **state)
@@ -793,6 +874,7 @@ int main(void)
 		DBE_BOTH(test_history_pages_and_prune, setup, teardown),
 		DBE_BOTH(test_history_seq_per_alarm, setup, teardown),
 		DBE_BOTH(test_history_seq_pruned, setup, teardown),
+		DBE_BOTH(test_history_two_writers, setup, teardown),
 		DBE_BOTH(test_outbox_moves, setup, teardown),
 		DBE_BOTH(test_outbox_claims, setup, teardown),
 		DBE_BOTH(test_notice_feed_by_transaction, setup, teardown),
