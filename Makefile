@@ -289,7 +289,8 @@ TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 # tests themselves, two programs started together ran make on one target
 # at once and one of them skipped ("could not be built").
 TEST_BENCH_TOOLS = $(BUILD)/bench/query_seed $(BUILD)/bench/billing_replay \
-		   $(BUILD)/bench/alarms_send $(BUILD)/bench/alarms_hook
+		   $(BUILD)/bench/alarms_send $(BUILD)/bench/alarms_hook \
+		   $(BUILD)/bench/alarms_owner
 
 check: deps
 	@$(MAKE) --no-print-directory all unit-tests integration-tests $(TEST_BENCH_TOOLS)

@@ -61,13 +61,16 @@ for i in 1 2 3; do
   check "collector $i answers /v1/health" wait_for 30 curl -sf "http://127.0.0.1:${HTTP[i]}/v1/health"
 done
 
-# the alarms, created on the first collector (the others load them)
+# the alarms, created on the first collector (the others load them),
+# their ids in $TMP/ids
+: >"$TMP/ids"
 for k in $(seq $NALARMS); do
   code=$(acurl -o "$TMP/post.out" -w '%{http_code}' -XPOST "http://127.0.0.1:${HTTP[1]}/v1/alarms" -d "{
     \"name\":\"cpu-vm$k\",\"metric\":\"cpu.util\",\"resource\":\"vm$k\",\"period\":60,
     \"evaluation_periods\":1,\"datapoints_to_alarm\":1,\"comparison\":\"gt\",\"threshold\":90,
     \"actions\":{\"alarm\":[\"$HOOK\"],\"ok\":[\"$HOOK\"]}}")
   [[ $code == 201 ]] || break
+  jq -r .id "$TMP/post.out" >>"$TMP/ids"
 done
 eq "$NALARMS alarms created" "$code" 201
 
@@ -75,8 +78,17 @@ eq "$NALARMS alarms created" "$code" 201
 subscribed() { local i; for i in 1 2 3; do
   [[ $(grep -c "subscribed to node.'s metric stream" "$TMP/c$i.log") -ge 2 ]] || return 1; done; }
 check "each collector subscribes to its two peers' metric streams" wait_for 20 subscribed
-leased() { [[ $(sql "SELECT count(*) FROM vigie_alarms.alarm_leases WHERE expires_at > now()") == "$NALARMS" ]]; }
-check "every alarm has one live lease" wait_for 20 leased
+# every alarm's live lease held by the owner the rendezvous hash gives it
+# with the three collectors live (bench/alarms_owner): a lease counted as
+# soon as it exists may still be held by a collector that saw itself
+# alone, until the others' first rounds. The ids are random: all twelve
+# on one node by the hash would happen 3 / 3^12 of the runs (1 in 177147)
+"$OWNERBIN" node1 node2 node3 <"$TMP/ids" | paste -d' ' "$TMP/ids" - | sort >"$TMP/want"
+leased() {
+  sql "SELECT alarm_id || ' ' || owner FROM vigie_alarms.alarm_leases WHERE expires_at > now()" | sort >"$TMP/leases"
+  cmp -s "$TMP/leases" "$TMP/want"
+}
+check "every alarm has one live lease, the hash's owner's" wait_for 20 leased
 owners=$(sql "SELECT count(DISTINCT owner) FROM vigie_alarms.alarm_leases")
 check "the alarms are spread over the collectors ($owners owners)" test "$owners" -ge 2
 diag "leases: $(sql "SELECT string_agg(owner || '=' || n, ' ') FROM (SELECT owner, count(*) n FROM vigie_alarms.alarm_leases GROUP BY owner ORDER BY owner) x")"

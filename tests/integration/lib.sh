@@ -148,8 +148,9 @@ collector_ports() {
   free_ports PORT HPORT "$@"
   API=http://127.0.0.1:$HPORT
 }
-# alarm_tools: SEND and HOOKBIN, the wire-level sender and the webhook
-# receiver of this build (bench/alarms_send, bench/alarms_hook), made now
+# alarm_tools: SEND, HOOKBIN and OWNERBIN, the wire-level sender, the
+# webhook receiver and the alarms' rendezvous owners of this build
+# (bench/alarms_send, bench/alarms_hook, bench/alarms_owner), made now
 # when missing; the test skipped (make's log on stderr) when they cannot
 # be built. start_hook: the webhook receiver on a free port, answering
 # every POST with the status in $TMP/status (200 until the test writes
@@ -158,10 +159,11 @@ collector_ports() {
 alarm_tools() {
   SEND=$BIN/../bench/alarms_send
   HOOKBIN=$BIN/../bench/alarms_hook
-  [[ -x $SEND && -x $HOOKBIN ]] && return 0
-  bench_make "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" \
+  OWNERBIN=$BIN/../bench/alarms_owner
+  [[ -x $SEND && -x $HOOKBIN && -x $OWNERBIN ]] && return 0
+  bench_make "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" "$BUILD/bench/alarms_owner" \
     >"$TMP/make.log" 2>&1 && return 0
-  echo "1..0 # SKIP cannot build bench/alarms_send, alarms_hook (see $TMP/make.log)"
+  echo "1..0 # SKIP cannot build bench/alarms_send, alarms_hook, alarms_owner (see $TMP/make.log)"
   cat "$TMP/make.log" >&2
   exit 0
 }
