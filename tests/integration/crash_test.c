@@ -22,7 +22,11 @@
  * which the restart replays (librrd keeps .229 s as 228999 us,
  * and a replayed value at the file's last update used to take its whole
  * librrd call down). After CRASH_CYCLES kills (default 10; bench/crash_soak.sh runs
- * more), on the crashed data directory as the last kill left it:
+ * more), and two kills at a chosen moment (a run stopped just before a
+ * flip of the data, then a run whose first and only acknowledged batch
+ * is the flip: each series' first sample after a restart must close its
+ * period before the ack), on the crashed data directory as the last
+ * kill left it:
  *  - every value of every acknowledged batch is in its RRD file, at its
  *    own time (each minute's point is the time-weighted mean of the two
  *    values that cover it; also after a kill inside librrd's update: the
@@ -841,6 +845,30 @@ static void test_kill9_at_random(void **state)
 		print_message("# cycle %d: killed after %d ms, %d batches acknowledged\n",
 			      c, delay_ms, n);
 	}
+	/* Then two kills at a chosen moment: a run that stops just before a
+	 * flip of the data, and a run that acknowledges the flip as its first
+	 * and only batch. That batch's sample is each series' first after a
+	 * restart (no rhythm measured yet): it must still close its period
+	 * before it is acknowledged, or the kill loses the flip and the
+	 * transition comes a period late (check_alarms). */
+	for (int c = cycles; c < cycles + 2; c++) {
+		__atomic_store_n(&cur_cycle, c, __ATOMIC_SEQ_CST);
+		cur_run = c;
+		cur_run_acks = 0;
+		assert_int_equal(h_start(&H, unsigned_ok), 0);
+		if (c == cycles)
+			while (alarm_state_at(seq) == alarm_state_at(seq - 1))
+				send_acked(seq++);
+		else
+			send_acked(seq++);
+		h_kill9(&H);
+		total += cur_run_acks;
+		print_message("# cycle %d: killed after %d batches acknowledged (the "
+			      "flip at seq %llu %s)\n",
+			      c, cur_run_acks, (unsigned long long)seq - (c > cycles),
+			      c > cycles ? "alone" : "next");
+	}
+	cycles += 2;
 	uint64_t last = seq - 1;
 	assert_true(last >= 2);
 
