@@ -1176,6 +1176,7 @@ static void feed(struct vg_alarm_engine *e, struct series *s, int64_t t,
 		 double value)
 {
 	double v = value;
+	int64_t iv;
 
 	if (s->last_t != VG_WINDOW_NONE && t <= s->last_t) {
 		e->st.samples_duplicate++;
@@ -1195,16 +1196,22 @@ static void feed(struct vg_alarm_engine *e, struct series *s, int64_t t,
 		s->last_t = t;
 		s->last_raw = value;
 	}
+	/* a series' first sample (a new series, or the first after a
+	 * restart) has no measured rhythm: the agents' configured interval
+	 * stands for it, or a kill before the second sample lost the first
+	 * one's acknowledged period (its transition a period late) */
+	iv = s->interval_ms > 0
+		     ? s->interval_ms
+		     : llround((e->o.agent_interval_s > 0 ? e->o.agent_interval_s : 10) *
+			       1000);
 	for (size_t w = 0; w < s->nwin; w++) {
 		struct period_ctx pc = {e, s, (uint32_t)w};
 		if (vg_alarm_window_add(&s->win[w].w, t, v, s->win[w].max_gap,
 					on_period, &pc))
 			e->st.samples_late++;
-		if (s->interval_ms > 0)
-			vg_alarm_window_close_if_complete(
-				&s->win[w].w,
-				t + s->interval_ms + s->interval_ms / JITTER_SLACK_DIV,
-				on_period, &pc);
+		vg_alarm_window_close_if_complete(&s->win[w].w,
+						  t + iv + iv / JITTER_SLACK_DIV,
+						  on_period, &pc);
 	}
 }
 

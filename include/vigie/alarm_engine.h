@@ -60,7 +60,7 @@ struct vg_alarm_outbox;
 
 struct vg_alarm_engine_options {
 	const char *data_dir;                 /* alarms.db */
-	double agent_interval_s;              /* period validation; 0 = 10 */
+	double agent_interval_s;              /* period validation, a new series' rhythm; 0 = 10 */
 	struct vg_alarm_pub *pub;             /* may be NULL; not owned */
 	struct vg_alarm_hub *hub;             /* may be NULL; not owned */
 	const struct vg_alarm_exec_cmd *exec; /* copied */

@@ -22,7 +22,11 @@
  * which the restart replays (librrd keeps .229 s as 228999 us,
  * and a replayed value at the file's last update used to take its whole
  * librrd call down). After CRASH_CYCLES kills (default 10; bench/crash_soak.sh runs
- * more), on the crashed data directory as the last kill left it:
+ * more), and two kills at a chosen moment (a run stopped just before a
+ * flip of the data, then a run whose first and only acknowledged batch
+ * is the flip: each series' first sample after a restart must close its
+ * period before the ack), on the crashed data directory as the last
+ * kill left it:
  *  - every value of every acknowledged batch is in its RRD file, at its
  *    own time (each minute's point is the time-weighted mean of the two
  *    values that cover it; also after a kill inside librrd's update: the
@@ -91,6 +95,10 @@ static const char *const flavors[NFLAVOR] = {"m1.small", "m1.large"};
 static struct vg_harness H;
 static int64_t T0;
 static uint8_t acked[MAX_SEQ + 1];
+/* which collector run acknowledged each batch (run + 1; 0: none) and how
+ * many that run had acknowledged before it: a failure names the kill */
+static int acked_run[MAX_SEQ + 1], acked_nth[MAX_SEQ + 1];
+static int cur_run = -1, cur_run_acks;
 static const char *const unsigned_ok[] = {"--allow-unsigned", NULL};
 
 static double value_of(uint64_t seq, int r, int k)
@@ -205,6 +213,8 @@ static int stream_until_dead(uint64_t *seq, int64_t deadline)
 		if (rc == 0 && (a.status == VG_ACK_OK || a.status == VG_ACK_DUPLICATE)) {
 			assert_int_equal(a.seq, *seq);
 			acked[*seq] = 1;
+			acked_run[*seq] = cur_run + 1;
+			acked_nth[*seq] = cur_run_acks++;
 			(*seq)++;
 			n++;
 			continue;
@@ -237,6 +247,8 @@ static void send_acked(uint64_t seq)
 			fail_msg("batch %llu not acknowledged in 10 s", (unsigned long long)seq);
 	assert_int_equal(a.seq, seq);
 	acked[seq] = 1;
+	acked_run[seq] = cur_run + 1;
+	acked_nth[seq] = cur_run_acks++;
 	free(m);
 }
 
@@ -553,6 +565,8 @@ static int outbox_drained(int timeout_ms)
 	return 0;
 }
 
+static void *alarm_rows; /* check_alarms's, freed by the teardown if it fails */
+
 static int alarm_state_at(uint64_t n)
 {
 	return flip_at(n) > 50;
@@ -571,6 +585,9 @@ static void check_alarms(uint64_t last, int kills)
 		int got;
 	} *tr = NULL;
 
+	free(alarm_rows); /* a failure below leaves them to the teardown */
+	alarm_rows = NULL;
+
 	snprintf(db, sizeof(db), "%s/alarms.db", H.data);
 	assert_int_equal(sqlite3_open_v2(db, &d, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(d,
@@ -583,6 +600,7 @@ static void check_alarms(uint64_t last, int kills)
 		if (ntr == cap) {
 			cap = cap ? 2 * cap : 256;
 			tr = realloc(tr, cap * sizeof(*tr));
+			alarm_rows = tr;
 			assert_non_null(tr);
 		}
 		struct tr *t = &tr[ntr++];
@@ -628,8 +646,10 @@ static void check_alarms(uint64_t last, int kills)
 					 i, tr[i].prev, tr[i - 1].cur);
 			if (alarm_state_at(n) == alarm_state_at(n - 1))
 				fail_msg("transition %zu at seq %llu: the data did not "
-					 "flip there",
-					 i, (unsigned long long)n);
+					 "flip there (its batch: run %d's ack %d; the "
+					 "previous batch: run %d's ack %d)",
+					 i, (unsigned long long)n, acked_run[n] - 1,
+					 acked_nth[n], acked_run[n - 1] - 1, acked_nth[n - 1]);
 		}
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(tr[j].id, tr[i].id))
@@ -646,8 +666,10 @@ static void check_alarms(uint64_t last, int kills)
 			k++;
 		if (k >= ntr || tr[k].time_ms != minute_of(n) + 60000) {
 			if (!missing++)
-				print_message("# no transition for the flip at seq %llu\n",
-					      (unsigned long long)n);
+				print_message("# no transition for the flip at seq %llu "
+					      "(its batch: run %d's ack %d)\n",
+					      (unsigned long long)n, acked_run[n] - 1,
+					      acked_nth[n]);
 		}
 	}
 
@@ -693,6 +715,7 @@ static void check_alarms(uint64_t last, int kills)
 		fail_msg("%zu notifications re-sent, more than the %d kills", redelivered,
 			 kills);
 	free(tr);
+	alarm_rows = NULL;
 }
 
 /* Compute usage in billing.db against what the batches 1..last said;
@@ -766,13 +789,18 @@ static void test_kill9_at_random(void **state)
 	 * acknowledges thousands of batches per cycle (write-behind store), and
 	 * none may pass now + max_future; the 30-day archive keeps them all. */
 	T0 = ((int64_t)time(NULL) - 20 * 86400) / 60 * 60 * 1000;
-	/* flush_depth 16: the storage thread writes every series every 16
+	/* [agent] interval 60: the sender is an agent polling each minute;
+	 * a restarted collector takes that as a series' rhythm until it has
+	 * measured it, so the first batch after a restart closes its period
+	 * (a kill right after its acknowledgement lost the flip it carried,
+	 * and the transition came a period late). flush_depth 16: the storage thread writes every series every 16
 	 * batches while the sender never pauses, so each kill finds series
 	 * written to their files whose values the live journal segment
 	 * still holds (the store never idles: the segment is never cut). */
 	rc = h_init(&H, "[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:30d\n"
 			"flush_depth = 16\n"
-			"[alarms]\nretry_initial = 0.2\nretry_max = 1\n");
+			"[alarms]\nretry_initial = 0.2\nretry_max = 1\n"
+			"[agent]\ninterval = 60\n");
 	if (rc == -ENOENT)
 		fail_msg("no %s: build it first (make all)", H.bin);
 	assert_int_equal(rc, 0);
@@ -782,6 +810,8 @@ static void test_kill9_at_random(void **state)
 
 	for (int c = 0; c < cycles; c++) {
 		__atomic_store_n(&cur_cycle, c, __ATOMIC_SEQ_CST);
+		cur_run = c;
+		cur_run_acks = 0;
 		if ((rc = h_start(&H, unsigned_ok))) {
 			char tail[512] = "";
 			FILE *lf = fopen(H.log, "r");
@@ -815,6 +845,30 @@ static void test_kill9_at_random(void **state)
 		print_message("# cycle %d: killed after %d ms, %d batches acknowledged\n",
 			      c, delay_ms, n);
 	}
+	/* Then two kills at a chosen moment: a run that stops just before a
+	 * flip of the data, and a run that acknowledges the flip as its first
+	 * and only batch. That batch's sample is each series' first after a
+	 * restart (no rhythm measured yet): it must still close its period
+	 * before it is acknowledged, or the kill loses the flip and the
+	 * transition comes a period late (check_alarms). */
+	for (int c = cycles; c < cycles + 2; c++) {
+		__atomic_store_n(&cur_cycle, c, __ATOMIC_SEQ_CST);
+		cur_run = c;
+		cur_run_acks = 0;
+		assert_int_equal(h_start(&H, unsigned_ok), 0);
+		if (c == cycles)
+			while (alarm_state_at(seq) == alarm_state_at(seq - 1))
+				send_acked(seq++);
+		else
+			send_acked(seq++);
+		h_kill9(&H);
+		total += cur_run_acks;
+		print_message("# cycle %d: killed after %d batches acknowledged (the "
+			      "flip at seq %llu %s)\n",
+			      c, cur_run_acks, (unsigned long long)seq - (c > cycles),
+			      c > cycles ? "alone" : "next");
+	}
+	cycles += 2;
 	uint64_t last = seq - 1;
 	assert_true(last >= 2);
 
@@ -835,6 +889,8 @@ static void test_kill9_at_random(void **state)
 	 * the last batch sent is acknowledged (so billing knows exactly what
 	 * was sent), and the outbox is delivered before it stops. */
 	__atomic_store_n(&cur_cycle, cycles, __ATOMIC_SEQ_CST);
+	cur_run = cycles;
+	cur_run_acks = 0;
 	assert_int_equal(h_start(&H, unsigned_ok), 0);
 	uint64_t before = seq;
 	stream_until_dead(&seq, now_ms() + 1500);
@@ -884,6 +940,8 @@ static int teardown(void **state)
 {
 	h_cleanup(&H);
 	hook_stop();
+	free(alarm_rows);
+	alarm_rows = NULL;
 	return 0;
 }
 

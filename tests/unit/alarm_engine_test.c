@@ -69,7 +69,8 @@ static int g_deliver; /* start the delivery thread */
 /* Generous: a loopback receiver that answers is never timed out, however
  * loaded the machine; the cases that want a timeout set their own. */
 static int64_t g_hook_timeout_ms = 30000;
-static const char *g_allow; /* [alarms] webhook_allow */
+static const char *g_allow;            /* [alarms] webhook_allow */
+static double g_agent_interval_s = 10; /* [agent] interval */
 
 static void open_engine(struct fixture *f)
 {
@@ -78,7 +79,7 @@ static void open_engine(struct fixture *f)
 
 	o.deliver = g_deliver;
 	o.data_dir = store_where(f);
-	o.agent_interval_s = 10;
+	o.agent_interval_s = g_agent_interval_s;
 	o.hub = f->hub;
 	o.now_ms = fake_now;
 	o.retry_initial_ms = 1000;
@@ -103,6 +104,7 @@ static int setup(void **state)
 	g_on_clock = NULL;
 	g_hook_timeout_ms = 30000;
 	g_allow = NULL;
+	g_agent_interval_s = 10;
 	open_engine(f);
 	*state = f;
 	return 0;
@@ -498,6 +500,45 @@ static void test_jittered_sample_closes_its_period(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(h, 1),
 							    "time_ms")),
 			 t + 2 * MIN);
+	json_decref(h);
+}
+
+/* One sample a minute ([agent] interval 60), a restart, then one batch
+ * only, the one whose sample flips the data, acknowledged, and a kill
+ * before the next: the restarted series had no rhythm yet, so its first
+ * sample left the period open, in memory only, and the kill lost the
+ * acknowledged flip (crash_test: the transition a period late). The
+ * configured interval stands for the rhythm until it is measured. */
+static void test_first_sample_after_restart_closes_its_period(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char st[32];
+
+	vg_alarm_engine_close(f->e);
+	g_agent_interval_s = 60;
+	open_engine(f);
+	json_decref(create(f, "{\"name\":\"k\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":50}"));
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 620, "cpu.util", VG_KIND_GAUGE, 100);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN + 300, "cpu.util",
+	      VG_KIND_GAUGE, 100);
+	assert_string_equal(state_of(f, "k", st), "alarm");
+	vg_alarm_engine_close(f->e); /* kill -9 after the acknowledgement */
+	open_engine(f);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN + 18, "cpu.util",
+	      VG_KIND_GAUGE, 0);
+	assert_string_equal(state_of(f, "k", st), "ok");
+	vg_alarm_engine_close(f->e); /* kill -9 before the next batch */
+	open_engine(f);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 3 * MIN + 415, "cpu.util",
+	      VG_KIND_GAUGE, 0);
+	json_t *h = history(f, "k", "transition");
+	/* insufficient->alarm at minute 0's end, alarm->ok at minute 2's */
+	assert_int_equal(json_array_size(h), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(h, 1),
+							    "time_ms")),
+			 t + 3 * MIN);
 	json_decref(h);
 }
 
@@ -2121,6 +2162,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_patch_null_clears, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_sample_after_restart_closes_its_period,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quiet_states_restore_exactly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_step_log_compaction, setup, teardown),
