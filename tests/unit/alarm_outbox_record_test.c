@@ -1,0 +1,263 @@
+/*
+ * alarm_outbox_record_test.c — a record of deliveries that fails without
+ * a crash (alarms/outbox.c) never makes the delivery thread send the
+ * same notification again: the receiver (a real HTTP server on loopback,
+ * libmicrohttpd) breaks the record for real while it answers the first
+ * request 200, and must still get every notification exactly once, the
+ * outbox ending empty.
+ *
+ * How the record fails, on each engine:
+ *  - PostgreSQL: the receiver terminates the worker's connection
+ *    (pg_terminate_backend) before it answers, as a server restart does:
+ *    the first statement of the record after the answer fails;
+ *  - sqlite: the receiver takes the write lock of alarms.db (BEGIN
+ *    IMMEDIATE on a connection of its own) and keeps it a little longer
+ *    than the store's 5 s busy timeout: the record fails busy.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <sqlite3.h>
+
+#include "vigie/alarm_outbox.h"
+#include "vigie/alarm_store.h"
+#include "vigie/clock.h"
+
+#include "../support/db_engines.h"
+
+#define NOTES 8
+#define LOCK_MS 6000 /* sqlite: longer than the store's busy timeout */
+
+struct fx {
+	const struct dbe *e;
+	char where[700]; /* a directory (sqlite) or a PostgreSQL conninfo */
+	struct vg_alarm_store *s;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[512];
+	int rc;
+
+	f->e = *state;
+	*state = f;
+	if ((rc = dbe_fresh(f->e, f->where, sizeof(f->where))))
+		return rc < 0 ? -1 : 0;
+	if (f->e->kind == VG_DB_SQLITE) { /* the store takes the directory */
+		char *slash = strrchr(f->where, '/');
+		*slash = '\0';
+		strcat(f->where, "/");
+		snprintf(slash + 1, sizeof(f->where) - (size_t)(slash + 1 - f->where), "d%d",
+			 dbe_ncase);
+		assert_int_equal(mkdir(f->where, 0700), 0);
+	}
+	if (vg_alarm_store_open(f->where, &f->s, err, sizeof(err)))
+		fail_msg("%s", err);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	vg_alarm_store_close(f->s);
+	free(f);
+	return 0;
+}
+
+struct receiver {
+	struct MHD_Daemon *d;
+	const struct fx *f;
+	pthread_mutex_t lock;
+	int count[NOTES];
+	int other, spoiled;
+	char why[300]; /* the record could not be broken: why */
+	sqlite3 *held;
+	pthread_t unlock;
+	int unlock_started;
+};
+
+/* sqlite: let the write lock go after LOCK_MS. */
+static void *unlock_later(void *arg)
+{
+	struct receiver *r = arg;
+
+	vg_sleep_ms(LOCK_MS);
+	sqlite3_exec(r->held, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(r->held);
+	return NULL;
+}
+
+/* Break the worker's next record (see the header). */
+static void spoil(struct receiver *r)
+{
+	if (r->f->e->kind == VG_DB_SQLITE) {
+		char path[800];
+		snprintf(path, sizeof(path), "%s/alarms.db", r->f->where);
+		if (sqlite3_open(path, &r->held) != SQLITE_OK ||
+		    sqlite3_exec(r->held, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(r->why, sizeof(r->why), "cannot lock %.200s", path);
+			return;
+		}
+		r->unlock_started = !pthread_create(&r->unlock, NULL, unlock_later, r);
+		return;
+	}
+	PGconn *c = PQconnectdb(r->f->where);
+	const char *kill = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+			   "datname = current_database() AND pid <> pg_backend_pid() "
+			   "AND backend_type = 'client backend'";
+	const char *left = "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+			   "current_database() AND pid <> pg_backend_pid() AND "
+			   "backend_type = 'client backend'";
+	int gone = 0, killed = 0;
+
+	if (PQstatus(c) == CONNECTION_OK) {
+		PGresult *res = PQexec(c, kill);
+		killed = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+		PQclear(res);
+		/* answer only once the worker's backend has gone */
+		for (int i = 0; killed && !gone && i < 500; i++) {
+			res = PQexec(c, left);
+			gone = PQresultStatus(res) == PGRES_TUPLES_OK &&
+			       !strcmp(PQgetvalue(res, 0, 0), "0");
+			PQclear(res);
+			if (!gone)
+				vg_sleep_ms(10);
+		}
+	}
+	if (!gone)
+		snprintf(r->why, sizeof(r->why), "cannot end the worker's session: %s",
+			 PQerrorMessage(c));
+	PQfinish(c);
+}
+
+static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version,
+			      const char *upload, size_t *upload_size, void **con)
+{
+	struct receiver *r = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	const char *key;
+	int k;
+
+	if (!*con) {
+		*con = (void *)1;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	pthread_mutex_lock(&r->lock);
+	if (key && sscanf(key, "note-%d", &k) == 1 && k >= 0 && k < NOTES)
+		r->count[k]++;
+	else
+		r->other++;
+	if (!r->spoiled) {
+		r->spoiled = 1;
+		spoil(r);
+	}
+	pthread_mutex_unlock(&r->lock);
+	resp = MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* The receiver answers 200 to every notification, and the record of the
+ * first answers fails for real: the failed record is tried again, and
+ * no notification reaches the receiver twice; the outbox ends empty. */
+static void test_failed_record_never_sends_again(void **state)
+{
+	struct fx *f = *state;
+	struct vg_alarm_outbox_options o = {0};
+	struct vg_alarm_outbox_stats st;
+	struct vg_alarm_outbox *ob;
+	struct receiver rx = {0};
+	char err[512], action[64];
+	int64_t now = vg_now_ms(), end;
+	int failed = 0, rc = -1;
+
+	if (!f->s)
+		dbe_need(f->e);
+	pthread_mutex_init(&rx.lock, NULL);
+	rx.f = f;
+	rx.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
+				on_req, &rx, MHD_OPTION_END);
+	assert_non_null(rx.d);
+	snprintf(action, sizeof(action), "http://127.0.0.1:%u/hook",
+		 (unsigned)MHD_get_daemon_info(rx.d, MHD_DAEMON_INFO_BIND_PORT)->port);
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	for (int i = 0; i < NOTES; i++) {
+		char nid[32];
+		snprintf(nid, sizeof(nid), "note-%d", i);
+		assert_int_equal(vg_alarm_store_outbox_add(f->s, nid, "a1", "acme", action,
+							   "{\"n\":1}", now),
+				 0);
+	}
+	assert_int_equal(vg_alarm_store_commit(f->s), 0);
+	/* only the worker's session is in the database while it delivers */
+	vg_alarm_store_close(f->s);
+	f->s = NULL;
+	o.data_dir = f->where;
+	o.webhook_timeout_ms = 10000;
+	o.webhook_allow = "127.0.0.0/8"; /* rows without a definition: fenced */
+	if (vg_alarm_outbox_open(&o, &ob, err, sizeof(err)))
+		fail_msg("%s", err);
+	/* the delivery thread's turns, until every row is recorded */
+	end = vg_monotonic_ms() + 30000;
+	while (vg_monotonic_ms() < end) {
+		rc = vg_alarm_outbox_run_once(ob, NULL);
+		if (rc < 0)
+			failed++;
+		else if (rx.why[0] || (rx.spoiled && rc == 0))
+			break; /* nothing left to attempt or record */
+		vg_sleep_ms(50);
+	}
+	vg_alarm_outbox_get_stats(ob, &st);
+	vg_alarm_outbox_close(ob);
+	if (rx.unlock_started)
+		pthread_join(rx.unlock, NULL);
+	MHD_stop_daemon(rx.d);
+	if (rx.why[0])
+		fail_msg("%s", rx.why);
+	/* the record really failed at least once */
+	if (!st.store_errors)
+		fail_msg("the record never failed (run_once returned %d)", rc);
+	printf("# records that failed: %llu (run_once: %d)\n",
+	       (unsigned long long)st.store_errors, failed);
+	for (int i = 0; i < NOTES; i++)
+		if (rx.count[i] != 1)
+			fail_msg("note-%d delivered %d times", i, rx.count[i]);
+	assert_int_equal(rx.other, 0);
+	assert_int_equal(st.delivered, NOTES);
+	/* and the outbox says so */
+	if (vg_alarm_store_open(f->where, &f->s, err, sizeof(err)))
+		fail_msg("%s", err);
+	struct vg_alarm_outbox_item it[4];
+	size_t n;
+	int64_t next;
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now + 86400000, 0, it, 4, &n, &next), 0);
+	assert_int_equal(n, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		DBE_BOTH(test_failed_record_never_sends_again, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
+}
