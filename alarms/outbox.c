@@ -857,20 +857,25 @@ static int record(struct vg_alarm_outbox *ob)
 	rc = vg_alarm_store_begin(ob->store);
 	for (j = list; !rc && j; j = j->next) {
 		struct vg_alarm_outbox_item *it = &j->it;
+		const char *status = "delivered";
 		if (j->outcome == OUT_DELIVERED) {
 			rc = vg_alarm_store_outbox_delivered(ob->store, it->id,
 							     it->attempts + 1, j->at);
-			history(ob, it, "delivered", j->http, j->err, 0, j->at);
 		} else if (j->outcome == OUT_RETRY) {
+			status = "retry";
 			rc = vg_alarm_store_outbox_retry(ob->store, it->id, it->attempts + 1,
 							 j->next_at, j->err);
-			history(ob, it, "retry", j->http, j->err, j->next_at, j->at);
 		} else {
+			status = j->outcome == OUT_REFUSED ? "refused" : "failed";
 			rc = vg_alarm_store_outbox_failed(ob->store, it->id,
 							  it->attempts + 1, j->err);
-			history(ob, it, j->outcome == OUT_REFUSED ? "refused" : "failed",
-				j->http, j->err, 0, j->at);
 		}
+		/* not after a failed mark: a lost connection has ended the
+		 * transaction, and the history row would be written alone,
+		 * once more at each try (and the error message lost) */
+		if (!rc)
+			history(ob, it, status, j->http, j->err,
+				j->outcome == OUT_RETRY ? j->next_at : 0, j->at);
 	}
 	if (!rc)
 		rc = vg_alarm_store_commit(ob->store);
