@@ -23,7 +23,9 @@
  * sqlite) is tried again, after RECORD_RETRY_MS doubling up to
  * RECORD_RETRY_MAX_MS, and only the record: a held row is never read or
  * attempted again, so a receiver that answered is not sent the same
- * notification again by this process. Only a crash before the record
+ * notification again by this process. After RECORD_SPLIT failures in a
+ * row each outcome is recorded in a transaction of its own: one the
+ * database refuses for good holds no other. Only a crash before the record
  * commits sends it again (the Idempotency-Key window).
  *
  * Timeout: the webhook timeout is kept here, not by libcurl. An attempt
@@ -91,6 +93,7 @@
  * to RECORD_RETRY_MAX_MS */
 #define RECORD_RETRY_MS 100
 #define RECORD_RETRY_MAX_MS 5000
+#define RECORD_SPLIT 3 /* failures in a row: then one outcome at a time */
 
 /* What an attempt that ended does to its row (decided once). */
 enum outcome {
@@ -836,26 +839,14 @@ static void settle(struct vg_alarm_outbox *ob, struct job *j, int64_t at)
 	}
 }
 
-/* Record every settled outcome in one transaction (the attempts that
- * just ended, and those a failed record left). Number recorded, 0 when
- * the record must wait, or -errno when it failed (the outcomes are kept
- * and recorded again after a back-off). */
-static int record(struct vg_alarm_outbox *ob)
+/* Write the outcomes of list (only its first with one) in one
+ * transaction. 0, or -errno with the database's message in why. */
+static int write_outcomes(struct vg_alarm_outbox *ob, struct job *list, int one,
+			  char *why, size_t whylen)
 {
-	struct job *list, *j;
-	int64_t at = now(ob);
-	int rc, n = 0;
+	int rc = vg_alarm_store_begin(ob->store);
 
-	while ((j = ob->finished)) {
-		ob->finished = j->next;
-		settle(ob, j, at);
-		j->next = ob->unrec;
-		ob->unrec = j;
-	}
-	if (!(list = ob->unrec) || vg_monotonic_ms() < ob->record_due)
-		return 0;
-	rc = vg_alarm_store_begin(ob->store);
-	for (j = list; !rc && j; j = j->next) {
+	for (struct job *j = list; !rc && j; j = one ? NULL : j->next) {
 		struct vg_alarm_outbox_item *it = &j->it;
 		const char *status = "delivered";
 		if (j->outcome == OUT_DELIVERED) {
@@ -880,29 +871,71 @@ static int record(struct vg_alarm_outbox *ob)
 	if (!rc)
 		rc = vg_alarm_store_commit(ob->store);
 	if (rc) {
-		char why[256];
-		int64_t wait;
-		snprintf(why, sizeof(why), "%s", vg_alarm_store_errmsg(ob->store));
+		snprintf(why, whylen, "%s", vg_alarm_store_errmsg(ob->store));
 		vg_alarm_store_rollback(ob->store);
+	}
+	return rc > 0 ? -EIO : rc;
+}
+
+/* Record every settled outcome (the attempts that just ended, and those
+ * a failed record left) in one transaction; after RECORD_SPLIT failures
+ * in a row, each in one of its own, so that an outcome the database
+ * refuses for good does not hold the others. Number recorded, 0 when the
+ * record must wait, or -errno when it failed (the outcomes not recorded
+ * are kept and recorded again after a back-off). */
+static int record(struct vg_alarm_outbox *ob)
+{
+	struct job *list, *j, *done = NULL;
+	int64_t at = now(ob);
+	int rc = 0, n = 0, several;
+	char why[256] = "";
+
+	while ((j = ob->finished)) {
+		ob->finished = j->next;
+		settle(ob, j, at);
+		j->next = ob->unrec;
+		ob->unrec = j;
+	}
+	if (!(list = ob->unrec) || vg_monotonic_ms() < ob->record_due)
+		return 0;
+	several = list->next != NULL;
+	if (ob->rec_fails < RECORD_SPLIT || !several) {
+		if (!(rc = write_outcomes(ob, list, 0, why, sizeof(why)))) {
+			done = list;
+			ob->unrec = NULL;
+		}
+	} else {
+		for (struct job **pp = &ob->unrec; (j = *pp);) {
+			int r = write_outcomes(ob, j, 1, why, sizeof(why));
+			if (r) {
+				rc = r;
+				pp = &j->next;
+			} else {
+				*pp = j->next;
+				j->next = done;
+				done = j;
+			}
+		}
+	}
+	if (rc) {
 		/* the rows stay held, with their outcomes: recorded again
 		 * later, never attempted again by this process */
-		wait = vg_alarm_outbox_backoff(RECORD_RETRY_MS, RECORD_RETRY_MAX_MS,
-					       ++ob->rec_fails);
+		int64_t wait = vg_alarm_outbox_backoff(RECORD_RETRY_MS, RECORD_RETRY_MAX_MS,
+						       ++ob->rec_fails);
 		ob->record_due = vg_monotonic_ms() + wait;
 		vg_log_limited(VG_LOG_WARN, &ob->log_limit,
 			       "alarms: cannot record %s: %s; trying again in %lld ms",
-			       list->next ? "several deliveries" : "a delivery", why,
+			       several ? "several deliveries" : "a delivery", why,
 			       (long long)wait);
 		pthread_mutex_lock(&ob->lock);
 		ob->st.store_errors++;
 		pthread_mutex_unlock(&ob->lock);
-		return rc < 0 ? rc : -EIO;
+	} else {
+		ob->rec_fails = 0;
+		ob->record_due = 0;
 	}
-	ob->unrec = NULL;
-	ob->rec_fails = 0;
-	ob->record_due = 0;
 	pthread_mutex_lock(&ob->lock);
-	for (j = list; j; j = j->next) {
+	for (j = done; j; j = j->next) {
 		ob->st.attempts++;
 		if (j->outcome == OUT_DELIVERED)
 			ob->st.delivered++;
@@ -914,9 +947,9 @@ static int record(struct vg_alarm_outbox *ob)
 			ob->st.refused++;
 	}
 	pthread_mutex_unlock(&ob->lock);
-	while (list) {
-		j = list;
-		list = j->next;
+	while (done) {
+		j = done;
+		done = j->next;
 		if (j->outcome == OUT_RETRY && j->next_at < ob->retry_due)
 			ob->retry_due = j->next_at;
 		if (j->arc == 0)
@@ -929,7 +962,7 @@ static int record(struct vg_alarm_outbox *ob)
 		job_free(ob, j);
 		n++;
 	}
-	return n;
+	return rc ? rc : n;
 }
 
 /* One turn: read (when asked to), start, wait up to wait_ms for an

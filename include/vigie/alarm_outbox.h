@@ -27,10 +27,11 @@
  * Idempotency-Key; otherwise a notification accepted before a crash is
  * delivered after the restart exactly once. A record that fails without
  * a crash (a database restart, a deadlock, a busy sqlite) keeps the
- * outcomes in memory and is tried again (100 ms doubling to 5 s): a row
- * whose outcome is known is never attempted again by the same process. Rows are held in memory up to
- * 4096 (1024 per destination); the rest wait in alarms.db and are read as
- * room frees up.
+ * outcomes in memory and is tried again (100 ms doubling to 5 s; one
+ * outcome at a time after three failures in a row): a row whose outcome
+ * is known is never attempted again by the same process. Rows are held
+ * in memory up to 4096 (1024 per destination); the rest wait in
+ * alarms.db and are read as room frees up.
  *
  * Threading: vg_alarm_outbox_run_once is for one thread at a time (the
  * delivery thread, or a test driving it); wake and stats are thread-safe.

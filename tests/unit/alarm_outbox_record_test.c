@@ -277,10 +277,126 @@ static void test_failed_record_never_sends_again(void **state)
 	json_decref(page);
 }
 
+/* Run sql on f's database through a connection of the test's own. */
+static void exec_sql(const struct fx *f, const char *sql)
+{
+	if (f->e->kind == VG_DB_SQLITE) {
+		char path[800], *msg = NULL;
+		sqlite3 *db;
+		snprintf(path, sizeof(path), "%s/alarms.db", f->where);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+			fail_msg("%s: %s", sql, msg);
+		sqlite3_close(db);
+		return;
+	}
+	PGconn *c = PQconnectdb(f->where);
+	PGresult *res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(res);
+	PQfinish(c);
+}
+
+/* Pending rows, counted through a connection of the test's own (the
+ * store's read would claim them on PostgreSQL). */
+static size_t pending(const struct fx *f)
+{
+	const char *sql = "SELECT count(*) FROM outbox WHERE state = 0";
+	long n = -1;
+
+	if (f->e->kind == VG_DB_SQLITE) {
+		char path[800];
+		sqlite3 *db;
+		sqlite3_stmt *st;
+		snprintf(path, sizeof(path), "%s/alarms.db", f->where);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	} else {
+		PGconn *c = PQconnectdb(f->where);
+		PGresult *res = PQexec(c, "SELECT count(*) FROM vigie_alarms.outbox WHERE state = 0");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			n = atol(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		PQfinish(c);
+	}
+	assert_true(n >= 0);
+	return (size_t)n;
+}
+
+/* The database refuses the outcome of one notification for good (a
+ * trigger raises on its delivered mark): the others are recorded all
+ * the same, once the record has failed a few times in a row, and that
+ * one is still never sent again while the collector lives. */
+static void test_refused_outcome_holds_no_other(void **state)
+{
+	struct fx *f = *state;
+	struct vg_alarm_outbox_options o = {0};
+	struct vg_alarm_outbox *ob;
+	struct receiver rx = {0};
+	char err[512], action[64];
+	int64_t now = vg_now_ms(), end;
+
+	if (!f->s)
+		dbe_need(f->e);
+	pthread_mutex_init(&rx.lock, NULL);
+	rx.f = f;
+	rx.spoiled = 1; /* no spoil: the trigger refuses */
+	rx.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
+				on_req, &rx, MHD_OPTION_END);
+	assert_non_null(rx.d);
+	snprintf(action, sizeof(action), "http://127.0.0.1:%u/hook",
+		 (unsigned)MHD_get_daemon_info(rx.d, MHD_DAEMON_INFO_BIND_PORT)->port);
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	for (int i = 0; i < NOTES; i++) {
+		char nid[32];
+		snprintf(nid, sizeof(nid), "note-%d", i);
+		assert_int_equal(vg_alarm_store_outbox_add(f->s, nid, "a1", "acme", action,
+							   "{\"n\":1}", now),
+				 0);
+	}
+	assert_int_equal(vg_alarm_store_commit(f->s), 0);
+	if (f->e->kind == VG_DB_SQLITE)
+		exec_sql(f, "CREATE TRIGGER refuse BEFORE UPDATE ON outbox WHEN "
+			    "NEW.notice_id = 'note-3' AND NEW.state <> 0 BEGIN "
+			    "SELECT RAISE(ABORT, 'refused by the test'); END");
+	else
+		exec_sql(f, "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF "
+			    "NEW.notice_id = 'note-3' AND NEW.state <> 0 THEN RAISE "
+			    "EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ "
+			    "LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE UPDATE ON "
+			    "vigie_alarms.outbox FOR EACH ROW EXECUTE FUNCTION refuse()");
+	o.data_dir = f->where;
+	o.webhook_timeout_ms = 10000;
+	o.webhook_allow = "127.0.0.0/8";
+	if (vg_alarm_outbox_open(&o, &ob, err, sizeof(err)))
+		fail_msg("%s", err);
+	end = vg_monotonic_ms() + 20000;
+	while (vg_monotonic_ms() < end && pending(f) > 1) {
+		vg_alarm_outbox_run_once(ob, NULL);
+		vg_sleep_ms(50);
+	}
+	/* a few more turns: note-3 is still not attempted again */
+	for (int i = 0; i < 2; i++)
+		vg_alarm_outbox_run_once(ob, NULL);
+	vg_alarm_outbox_close(ob);
+	MHD_stop_daemon(rx.d);
+	assert_int_equal(pending(f), 1);
+	for (int i = 0; i < NOTES; i++)
+		if (rx.count[i] != 1)
+			fail_msg("note-%d delivered %d times", i, rx.count[i]);
+	assert_int_equal(rx.other, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		DBE_BOTH(test_failed_record_never_sends_again, setup, teardown),
+		DBE_BOTH(test_refused_outcome_holds_no_other, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
