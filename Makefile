@@ -114,6 +114,7 @@ LIBS_alarm_group_pg_test := alarms common
 LIBS_alarm_stream_test  := alarms common
 LIBS_alarm_lease_test   := alarms common
 LIBS_alarm_store_test   := alarms common
+LIBS_alarm_outbox_record_test := alarms common
 LIBS_api_query_test     := api alarms billing collector common
 LIBS_api_static_test    := api alarms billing collector common
 LIBS_api_policy_test    := api alarms billing collector common

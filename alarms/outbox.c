@@ -17,6 +17,17 @@
  * one transaction (mark + one history row each): a burst of notifications
  * costs a few commits, not one each.
  *
+ * Record: an outcome is decided once, when its attempt ends, and kept in
+ * memory (the row stays held) until the transaction that records it
+ * commits. A record that fails (PostgreSQL restarted, a deadlock, a busy
+ * sqlite) is tried again, after RECORD_RETRY_MS doubling up to
+ * RECORD_RETRY_MAX_MS, and only the record: a held row is never read or
+ * attempted again, so a receiver that answered is not sent the same
+ * notification again by this process. After RECORD_SPLIT failures in a
+ * row each outcome is recorded in a transaction of its own: one the
+ * database refuses for good holds no other. Only a crash before the record
+ * commits sends it again (the Idempotency-Key window).
+ *
  * Timeout: the webhook timeout is kept here, not by libcurl. An attempt
  * is charged the time between two reads of the sockets only up to what
  * the thread meant to wait (plus STALL_SLACK_MS), and it times out only
@@ -78,6 +89,20 @@
 #define UNFENCED_MAX 4096  /* origins remembered as used unfenced */
 #define STALL_SLACK_MS 100 /* longer gaps between two reads: the thread's own */
 
+/* a record that failed is tried again after RECORD_RETRY_MS, doubling up
+ * to RECORD_RETRY_MAX_MS */
+#define RECORD_RETRY_MS 100
+#define RECORD_RETRY_MAX_MS 5000
+#define RECORD_SPLIT 3 /* failures in a row: then one outcome at a time */
+
+/* What an attempt that ended does to its row (decided once). */
+enum outcome {
+	OUT_DELIVERED = 1,
+	OUT_RETRY,
+	OUT_FAILED,
+	OUT_REFUSED,
+};
+
 struct vg_alarm_outbox;
 
 /* One pending row held in memory, queued or in flight. */
@@ -103,6 +128,9 @@ struct job {
 	int arc;
 	long http;
 	char err[512];
+	int outcome;     /* OUT_*, once settled */
+	int64_t at;      /* wall clock, when it was settled */
+	int64_t next_at; /* OUT_RETRY: when to try again */
 };
 
 struct dest {
@@ -145,6 +173,9 @@ struct vg_alarm_outbox {
 	int mem_overflow;     /* rows left in the database: memory full */
 	int64_t retry_due;    /* earliest next_ms of a row not held */
 	struct job *finished; /* attempts that ended, to record */
+	struct job *unrec;    /* outcomes settled, not recorded yet (held) */
+	int64_t record_due;   /* monotonic, when to try recording them */
+	uint32_t rec_fails;   /* in a row, for the back-off */
 	int64_t perform_ms;   /* monotonic, the last read of the sockets */
 	struct vg_alarm_guard *guard;
 	struct vg_hmap unfenced; /* origins an unfenced attempt used */
@@ -776,85 +807,151 @@ static void release_attempt(struct vg_alarm_outbox *ob, struct job *j)
 		pj->inflight--;
 }
 
-/* Record every finished attempt in one transaction. Number recorded. */
-static int record(struct vg_alarm_outbox *ob)
+/* Decide what the attempt of j (ended) does to its row, once: the same
+ * outcome is recorded however many times the record must be tried. */
+static void settle(struct vg_alarm_outbox *ob, struct job *j, int64_t at)
 {
-	struct job *list = ob->finished, *j;
-	int64_t at = now(ob);
-	int rc, n = 0;
+	const struct vg_alarm_outbox_item *it = &j->it;
+	char clean[sizeof(j->err)];
 
-	if (!list)
-		return 0;
-	ob->finished = NULL;
-	rc = vg_alarm_store_begin(ob->store);
-	for (j = list; !rc && j; j = j->next) {
+	release_attempt(ob, j);
+	/* the error quotes what an exec command printed or a curl error
+	 * and may not be UTF-8: jansson would drop it from the history
+	 * row, and PostgreSQL refuse the outcome, so that the record
+	 * failed forever; a '?' for each bad byte */
+	vg_text_clean(j->err, clean, sizeof(clean) - 1);
+	memcpy(j->err, clean, strlen(clean) + 1);
+	j->at = at;
+	if (j->arc == 0) {
+		j->outcome = OUT_DELIVERED;
+	} else if (j->arc == -EAGAIN && at - it->created_ms < ob->o.retry_for_ms) {
+		j->outcome = OUT_RETRY;
+		j->next_at = at + jitter(vg_alarm_outbox_backoff(ob->o.retry_initial_ms,
+								 ob->o.retry_max_ms,
+								 it->attempts + 1));
+	} else {
+		if (j->arc == -EAGAIN) {
+			size_t l = strlen(j->err);
+			snprintf(j->err + l, sizeof(j->err) - l, "; gave up after %lld s",
+				 (long long)(ob->o.retry_for_ms / 1000));
+		}
+		j->outcome = j->arc == -EACCES ? OUT_REFUSED : OUT_FAILED;
+	}
+}
+
+/* Write the outcomes of list (only its first with one) in one
+ * transaction. 0, or -errno with the database's message in why. */
+static int write_outcomes(struct vg_alarm_outbox *ob, struct job *list, int one,
+			  char *why, size_t whylen)
+{
+	int rc = vg_alarm_store_begin(ob->store);
+
+	for (struct job *j = list; !rc && j; j = one ? NULL : j->next) {
 		struct vg_alarm_outbox_item *it = &j->it;
-		char clean[sizeof(j->err)];
-		release_attempt(ob, j);
-		/* the error quotes what an exec command printed or a curl error
-		 * and may not be UTF-8: jansson would drop it from the history
-		 * row, and PostgreSQL refuse the outcome, so that the attempt
-		 * was made again at once, forever; a '?' for each bad byte */
-		vg_text_clean(j->err, clean, sizeof(clean) - 1);
-		memcpy(j->err, clean, strlen(clean) + 1);
-		if (j->arc == 0) {
+		const char *status = "delivered";
+		if (j->outcome == OUT_DELIVERED) {
 			rc = vg_alarm_store_outbox_delivered(ob->store, it->id,
-							     it->attempts + 1, at);
-			history(ob, it, "delivered", j->http, j->err, 0, at);
-		} else if (j->arc == -EAGAIN && at - it->created_ms < ob->o.retry_for_ms) {
-			int64_t nx = at + jitter(vg_alarm_outbox_backoff(
-						  ob->o.retry_initial_ms, ob->o.retry_max_ms,
-						  it->attempts + 1));
-			rc = vg_alarm_store_outbox_retry(ob->store, it->id,
-							 it->attempts + 1, nx, j->err);
-			history(ob, it, "retry", j->http, j->err, nx, at);
-			if (nx < ob->retry_due)
-				ob->retry_due = nx;
+							     it->attempts + 1, j->at);
+		} else if (j->outcome == OUT_RETRY) {
+			status = "retry";
+			rc = vg_alarm_store_outbox_retry(ob->store, it->id, it->attempts + 1,
+							 j->next_at, j->err);
 		} else {
-			if (j->arc == -EAGAIN) {
-				size_t l = strlen(j->err);
-				snprintf(j->err + l, sizeof(j->err) - l,
-					 "; gave up after %lld s",
-					 (long long)(ob->o.retry_for_ms / 1000));
-			}
+			status = j->outcome == OUT_REFUSED ? "refused" : "failed";
 			rc = vg_alarm_store_outbox_failed(ob->store, it->id,
 							  it->attempts + 1, j->err);
-			history(ob, it, j->arc == -EACCES ? "refused" : "failed",
-				j->http, j->err, 0, at);
 		}
+		/* not after a failed mark: a lost connection has ended the
+		 * transaction, and the history row would be written alone,
+		 * once more at each try (and the error message lost) */
+		if (!rc)
+			history(ob, it, status, j->http, j->err,
+				j->outcome == OUT_RETRY ? j->next_at : 0, j->at);
 	}
-	for (; j; j = j->next) /* the rest after a store error */
-		release_attempt(ob, j);
 	if (!rc)
 		rc = vg_alarm_store_commit(ob->store);
 	if (rc) {
+		snprintf(why, whylen, "%s", vg_alarm_store_errmsg(ob->store));
 		vg_alarm_store_rollback(ob->store);
-		/* the rows are still pending: attempted again in a second */
-		if (at + 1000 < ob->retry_due)
-			ob->retry_due = at + 1000;
+	}
+	return rc > 0 ? -EIO : rc;
+}
+
+/* Record every settled outcome (the attempts that just ended, and those
+ * a failed record left) in one transaction; after RECORD_SPLIT failures
+ * in a row, each in one of its own, so that an outcome the database
+ * refuses for good does not hold the others. Number recorded, 0 when the
+ * record must wait, or -errno when it failed (the outcomes not recorded
+ * are kept and recorded again after a back-off). */
+static int record(struct vg_alarm_outbox *ob)
+{
+	struct job *list, *j, *done = NULL;
+	int64_t at = now(ob);
+	int rc = 0, n = 0, several;
+	char why[256] = "";
+
+	while ((j = ob->finished)) {
+		ob->finished = j->next;
+		settle(ob, j, at);
+		j->next = ob->unrec;
+		ob->unrec = j;
+	}
+	if (!(list = ob->unrec) || vg_monotonic_ms() < ob->record_due)
+		return 0;
+	several = list->next != NULL;
+	if (ob->rec_fails < RECORD_SPLIT || !several) {
+		if (!(rc = write_outcomes(ob, list, 0, why, sizeof(why)))) {
+			done = list;
+			ob->unrec = NULL;
+		}
+	} else {
+		for (struct job **pp = &ob->unrec; (j = *pp);) {
+			int r = write_outcomes(ob, j, 1, why, sizeof(why));
+			if (r) {
+				rc = r;
+				pp = &j->next;
+			} else {
+				*pp = j->next;
+				j->next = done;
+				done = j;
+			}
+		}
+	}
+	if (rc) {
+		/* the rows stay held, with their outcomes: recorded again
+		 * later, never attempted again by this process */
+		int64_t wait = vg_alarm_outbox_backoff(RECORD_RETRY_MS, RECORD_RETRY_MAX_MS,
+						       ++ob->rec_fails);
+		ob->record_due = vg_monotonic_ms() + wait;
 		vg_log_limited(VG_LOG_WARN, &ob->log_limit,
-			       "alarms: cannot record %s deliveries: %s",
-			       list->next ? "several" : "a",
-			       vg_alarm_store_errmsg(ob->store));
+			       "alarms: cannot record %s: %s; trying again in %lld ms",
+			       several ? "several deliveries" : "a delivery", why,
+			       (long long)wait);
+		pthread_mutex_lock(&ob->lock);
+		ob->st.store_errors++;
+		pthread_mutex_unlock(&ob->lock);
+	} else {
+		ob->rec_fails = 0;
+		ob->record_due = 0;
 	}
 	pthread_mutex_lock(&ob->lock);
-	for (j = list; j; j = j->next) {
+	for (j = done; j; j = j->next) {
 		ob->st.attempts++;
-		if (rc)
-			ob->st.store_errors++;
-		else if (j->arc == 0)
+		if (j->outcome == OUT_DELIVERED)
 			ob->st.delivered++;
-		else if (j->arc == -EAGAIN && at - j->it.created_ms < ob->o.retry_for_ms)
+		else if (j->outcome == OUT_RETRY)
 			ob->st.retried++;
 		else
 			ob->st.failed++;
-		if (!rc && j->arc == -EACCES)
+		if (j->outcome == OUT_REFUSED)
 			ob->st.refused++;
 	}
 	pthread_mutex_unlock(&ob->lock);
-	while (list) {
-		j = list;
-		list = j->next;
+	while (done) {
+		j = done;
+		done = j->next;
+		if (j->outcome == OUT_RETRY && j->next_at < ob->retry_due)
+			ob->retry_due = j->next_at;
 		if (j->arc == 0)
 			vg_debug("alarms: notification %s delivered to %s (%s)",
 				 j->it.notice_id, j->it.action, j->err);
@@ -865,7 +962,7 @@ static int record(struct vg_alarm_outbox *ob)
 		job_free(ob, j);
 		n++;
 	}
-	return n;
+	return rc ? rc : n;
 }
 
 /* One turn: read (when asked to), start, wait up to wait_ms for an
@@ -896,7 +993,7 @@ static int pump(struct vg_alarm_outbox *ob, int do_fetch, int stopping,
 		collect(ob);
 	}
 	expire(ob);
-	n = record(ob);
+	n = record(ob); /* < 0: the record failed, the outcomes are kept */
 	dests_gc(ob);
 	return rc ? rc : n;
 }
@@ -924,6 +1021,11 @@ int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms)
 			break;
 		done += rc;
 	}
+	if (ob->unrec) { /* the record failed: the outcomes wait for it */
+		if (next_due_ms)
+			*next_due_ms = now(ob) + (ob->record_due - vg_monotonic_ms());
+		return rc < 0 ? rc : -EAGAIN;
+	}
 	if (next_due_ms)
 		*next_due_ms = ob->retry_due;
 	return done;
@@ -945,6 +1047,8 @@ static void *loop(void *arg)
 			wait = ob->retry_due - t;
 		if (ob->rescan && queued(ob) == 0)
 			wait = 0;
+		if (ob->unrec && ob->record_due - vg_monotonic_ms() < wait)
+			wait = ob->record_due - vg_monotonic_ms();
 		if (wait < 0)
 			wait = 0;
 		pump(ob, woken || ob->rescan || t >= ob->retry_due, stopping, (int)wait);
@@ -986,6 +1090,10 @@ void vg_alarm_outbox_close(struct vg_alarm_outbox *ob)
 	 * pending and are attempted again by the next process */
 	while (ob->inflight)
 		pump(ob, 0, 1, 100);
+	if (ob->unrec) { /* a last try; what stays unrecorded is sent again */
+		ob->record_due = 0;
+		record(ob);
+	}
 	while (ob->nheld) {
 		struct job *j = ob->held[0];
 		j->d->overflow = 0;

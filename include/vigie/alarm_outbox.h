@@ -25,9 +25,13 @@
  * commit, covering at most the max_in_flight attempts that ended together)
  * sends those notifications again after restart with the same
  * Idempotency-Key; otherwise a notification accepted before a crash is
- * delivered after the restart exactly once. Rows are held in memory up to
- * 4096 (1024 per destination); the rest wait in alarms.db and are read as
- * room frees up.
+ * delivered after the restart exactly once. A record that fails without
+ * a crash (a database restart, a deadlock, a busy sqlite) keeps the
+ * outcomes in memory and is tried again (100 ms doubling to 5 s; one
+ * outcome at a time after three failures in a row): a row whose outcome
+ * is known is never attempted again by the same process. Rows are held
+ * in memory up to 4096 (1024 per destination); the rest wait in
+ * alarms.db and are read as room frees up.
  *
  * Threading: vg_alarm_outbox_run_once is for one thread at a time (the
  * delivery thread, or a test driving it); wake and stats are thread-safe.
@@ -97,8 +101,10 @@ void vg_alarm_outbox_wake(struct vg_alarm_outbox *ob);
 
 /* Attempt every row due now (concurrently, within the bounds) and wait
  * for every outcome; not with the thread started. Returns the number
- * attempted, or -errno when the store failed. *next_due_ms (may be NULL)
- * gets when the next pending row is due (INT64_MAX if none). */
+ * attempted, or -errno when the store failed: a failed record keeps its
+ * outcomes, recorded by a later call (never attempted again), and
+ * *next_due_ms then says when it is tried again. *next_due_ms (may be
+ * NULL) gets when the next pending row is due (INT64_MAX if none). */
 int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms);
 
 void vg_alarm_outbox_get_stats(struct vg_alarm_outbox *ob,
