@@ -185,10 +185,19 @@ static long long replay_added(int nm)
  * 11 to 16 of int64 arrays. */
 static void test_replay_memory_per_value(void **state)
 {
+	(void)state;
+#ifdef __SANITIZE_ADDRESS__
+	/* AddressSanitizer's quarantine keeps freed blocks and its shadow
+	 * memory grows with every allocation: VmHWM measures the sanitizer,
+	 * not the store (406 B per value measured so); the plain build
+	 * (make check) runs this test */
+	printf("# SKIP peak memory per value: AddressSanitizer's quarantine and "
+	       "shadow memory dominate VmHWM (the plain build runs it)\n");
+	skip();
+#endif
 	long long a1 = replay_added(NM_SHORT);
 	long long a2 = replay_added(NM_LONG);
 
-	(void)state;
 	/* every value after minute 0 is journaled (sync_interval 300 s) */
 	double per = (double)(a2 - a1) / ((double)NS * (NM_LONG - NM_SHORT));
 	printf("# the replay's memory grows by %.2f bytes per journaled value (bound %d)\n", per,
