@@ -1079,6 +1079,8 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	}
 	if ((rc = vg_rrdcd_pending_many(c, names, n, want, newest, has, after, oldest, perr)))
 		return rc;
+	if (vg_rrd_rrdcached_test_after_check_pending)
+		vg_rrd_rrdcached_test_after_check_pending();
 	for (size_t i = 0; i < n; i++) {
 		int newer = !perr[i] && newest[i] != INT64_MIN && newest[i] > se[i]->claim_ms;
 		int64_t ours = se[i]->first_ms > se[i]->arrived_ms ? se[i]->first_ms
@@ -1088,6 +1090,21 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		 * prefix of them lost): FLUSHed, not FORGOTten (prefix_lost) */
 		if (!newer && !old && !perr[i] && oldest[i] != INT64_MAX)
 			old = !prefix_lost(oldest[i], ours_oldest_after(d, names[i], se[i], after[i]));
+		/* Nothing cached: no replayed value to drop, so FLUSHed too.
+		 * A FORGET would drop what another collector sends between
+		 * this PENDING and it (the host's next one, which counts it
+		 * written: seen in the cluster test, polls 85-89 of 3
+		 * series of a host that moved as its killed collector
+		 * started again). With no cache entry (ENOENT) always; with
+		 * an empty one only for the start replay's files (a
+		 * collector restart, not the daemon's): after a daemon
+		 * restart an empty entry may carry a replayed last update
+		 * past the file, which only a FORGET clears (else the
+		 * re-send is refused and update_refused FORGETs then) */
+		if (!newer && !old &&
+		    (perr[i] == -ENOENT ||
+		     (se[i]->journaled && !perr[i] && newest[i] == INT64_MIN)))
+			old = 1;
 		if (newer || old) {
 			fnames[nf] = names[i];
 			fwant[nf] = want[i];
