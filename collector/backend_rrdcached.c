@@ -1070,6 +1070,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	const char *fnames[VG_RRDCD_LAST_MANY_MAX];
 	int64_t fwant[VG_RRDCD_LAST_MANY_MAX], flast[VG_RRDCD_LAST_MANY_MAX];
 	int fhas[VG_RRDCD_LAST_MANY_MAX], ferr[VG_RRDCD_LAST_MANY_MAX];
+	int fnone[VG_RRDCD_LAST_MANY_MAX]; /* nothing cached: FLUSHed for a FORGET */
 	size_t n = *k, nf = 0, kb = 0;
 	int rc;
 
@@ -1101,11 +1102,13 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		 * restart an empty entry may carry a replayed last update
 		 * past the file, which only a FORGET clears (else the
 		 * re-send is refused and update_refused FORGETs then) */
-		if (!newer && !old &&
-		    (perr[i] == -ENOENT ||
-		     (se[i]->journaled && !perr[i] && newest[i] == INT64_MIN)))
+		int none = !newer && !old &&
+			   (perr[i] == -ENOENT ||
+			    (se[i]->journaled && !perr[i] && newest[i] == INT64_MIN));
+		if (none)
 			old = 1;
 		if (newer || old) {
+			fnone[nf] = none;
 			fnames[nf] = names[i];
 			fwant[nf] = want[i];
 			older[nf] = !newer;
@@ -1137,6 +1140,14 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		    !check_behind(d, fnames[i], flast[i] * 1000 + 999, fwant[i], fjournaled[i],
 				  nlost))
 			continue;
+		/* gone, or refused, where the FORGET would have found it so:
+		 * lost, as check_sent has it (the store then finds why, e.g.
+		 * its directory missing) */
+		if (fnone[i] && (ferr[i] == -ENOENT || ferr[i] == -EREMOTEIO) &&
+		    !mark_lost(d, fnames[i], INT64_MIN, fwant[i], nlost)) {
+			replay_times_done(d, fnames[i], fjournaled[i]);
+			continue;
+		}
 		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
 			put_back(d, fnames[i]); /* checked again later, by its times */
 			*ret = -EIO;
