@@ -480,14 +480,6 @@ int64_t vg_rrd_rrdcached_test_nodir_now(int64_t now_ms) __attribute__((weak));
  * that fails after the decision). The daemon leaves it undefined. */
 void vg_rrd_rrdcached_test_before_check_flush(void) __attribute__((weak));
 
-/* Test hook, weak: called by the rrdcached backend's check after a
- * failure (overtaken_check) once the PENDINGs of a group of files are
- * read, before anything is decided or sent, with the client held
- * (tests/unit/rrdcached_replay_test.c has another collector write the
- * file there: a FORGET then would drop its values). The daemon leaves
- * it undefined. */
-void vg_rrd_rrdcached_test_after_check_pending(void) __attribute__((weak));
-
 /* Share the placement record of an rrdcached backend through the state
  * database at STATE_URL (PostgreSQL: collector/placement.c): names not in
  * its owners map are looked up there, creates claim there first, and the

@@ -1070,7 +1070,6 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	const char *fnames[VG_RRDCD_LAST_MANY_MAX];
 	int64_t fwant[VG_RRDCD_LAST_MANY_MAX], flast[VG_RRDCD_LAST_MANY_MAX];
 	int fhas[VG_RRDCD_LAST_MANY_MAX], ferr[VG_RRDCD_LAST_MANY_MAX];
-	int fnone[VG_RRDCD_LAST_MANY_MAX]; /* nothing cached: FLUSHed for a FORGET */
 	size_t n = *k, nf = 0, kb = 0;
 	int rc;
 
@@ -1080,8 +1079,6 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	}
 	if ((rc = vg_rrdcd_pending_many(c, names, n, want, newest, has, after, oldest, perr)))
 		return rc;
-	if (vg_rrd_rrdcached_test_after_check_pending)
-		vg_rrd_rrdcached_test_after_check_pending();
 	for (size_t i = 0; i < n; i++) {
 		int newer = !perr[i] && newest[i] != INT64_MIN && newest[i] > se[i]->claim_ms;
 		int64_t ours = se[i]->first_ms > se[i]->arrived_ms ? se[i]->first_ms
@@ -1091,24 +1088,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		 * prefix of them lost): FLUSHed, not FORGOTten (prefix_lost) */
 		if (!newer && !old && !perr[i] && oldest[i] != INT64_MAX)
 			old = !prefix_lost(oldest[i], ours_oldest_after(d, names[i], se[i], after[i]));
-		/* Nothing cached: no replayed value to drop, so FLUSHed too.
-		 * A FORGET would drop what another collector sends between
-		 * this PENDING and it (the host's next one, which counts it
-		 * written: seen in the cluster test, polls 85-89 of 3
-		 * series of a host that moved as its killed collector
-		 * started again). With no cache entry (ENOENT) always; with
-		 * an empty one only for the start replay's files (a
-		 * collector restart, not the daemon's): after a daemon
-		 * restart an empty entry may carry a replayed last update
-		 * past the file, which only a FORGET clears (else the
-		 * re-send is refused and update_refused FORGETs then) */
-		int none = !newer && !old &&
-			   (perr[i] == -ENOENT ||
-			    (se[i]->journaled && !perr[i] && newest[i] == INT64_MIN));
-		if (none)
-			old = 1;
 		if (newer || old) {
-			fnone[nf] = none;
 			fnames[nf] = names[i];
 			fwant[nf] = want[i];
 			older[nf] = !newer;
@@ -1140,14 +1120,6 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		    !check_behind(d, fnames[i], flast[i] * 1000 + 999, fwant[i], fjournaled[i],
 				  nlost))
 			continue;
-		/* gone, or refused, where the FORGET would have found it so:
-		 * lost, as check_sent has it (the store then finds why, e.g.
-		 * its directory missing) */
-		if (fnone[i] && (ferr[i] == -ENOENT || ferr[i] == -EREMOTEIO) &&
-		    !mark_lost(d, fnames[i], INT64_MIN, fwant[i], nlost)) {
-			replay_times_done(d, fnames[i], fjournaled[i]);
-			continue;
-		}
 		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
 			put_back(d, fnames[i]); /* checked again later, by its times */
 			*ret = -EIO;

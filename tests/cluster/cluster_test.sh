@@ -635,41 +635,15 @@ eq "every series holds one point per poll, none missing, none outside the polls"
 # shows it), or a file created more than 30 s before its first value
 # (a create of its own, none in the journal: only a collector's CREATE
 # -b would say)
-# and a verdict for the unknown polls of each (what the journal shows
-# became of them), repeated at the end of the output (the CI shows only
-# its last lines)
-POINTS_WHY=
 if [[ -s $TMP/points.err ]]; then
-  while IFS=: read -r f rest; do
+  head -3 "$TMP/points.err" | while IFS=: read -r f _; do
     d=0; grep -qx "$f" "$TMP/s1.list" && d=1
     seqs=$(cat "${RD_DIR[$d]}"/journal/rrd.journal.* 2>/dev/null |
       awk -v s="$START" -v f="$f" '$2 != f && substr($2, length($2) - length(f)) != "/" f { next }
                          $1 == "update" { for (k = 3; k <= NF; k++) { split($k, a, ":"); printf "%d ", (a[1] - s) / 60 + 1 } }
                          $1 == "forget" { printf "F " } $1 == "wrote" { printf "W " }')
     diag "$f (daemon $d): last update at poll $(( ($(rrdtool last "${RD_DIR[$d]}/base/$f" 2>/dev/null || echo "$START") - START) / 60 + 1 )); the daemon's journal: ${seqs:0:600}"
-    # per unknown poll: never sent; a send of it FORGOTten (an F before
-    # the next W); its last send written (unknown: polls around it
-    # missing, past the heartbeat); or sent and not kept (refused as
-    # older than the file, or lost by a daemon restart); runs of one
-    # verdict as FROM-TO
-    why=$(awk -v u="${rest##*unknown at poll(s)}" -v j="$seqs" 'BEGIN {
-      nu = split(u, up, " "); nj = split(j, t, " ")
-      for (i = 1; i <= nu; i++) {
-        p = up[i]; v = "never sent"; last = 0
-        for (k = 1; k <= nj; k++) if (t[k] == p) {
-          last = k
-          for (m = k + 1; m <= nj && t[m] != "W"; m++) if (t[m] == "F") { v = "sent, then dropped by a FORGET"; break } }
-        if (last && v == "never sent") {
-          v = "sent, not kept (refused as older, or a daemon restart)"
-          for (m = last + 1; m <= nj; m++) if (t[m] == "W") { v = "written (unknown: the polls before it missing)"; break } }
-        if (i > 1 && v == pv) { to = p; continue }
-        if (i > 1) out = out (out == "" ? "" : "; ") from (to != from ? "-" to : "") ": " pv
-        from = to = p; pv = v }
-      if (nu) out = out (out == "" ? "" : "; ") from (to != from ? "-" to : "") ": " pv
-      print out }')
-    POINTS_WHY+="${f##*/} of ${f%/*}: ${why:0:300}"$'\n'
-  done < <(head -3 "$TMP/points.err")
-  diag "why the polls are unknown: ${POINTS_WHY%$'\n'}"
+  done
   # the losses a collector's check found and could not repair (values a
   # restarted daemon lost, newer ones of another collector's taken
   # first: docs/scaling.md "What holds now"; or, found by a start replay,
@@ -691,5 +665,4 @@ want=$(for ((h = 0; h < HOSTS; h++)); do for ((i = 0; i < DOMAINS; i++)); do
   for ((k = 1; k < POLLS; k++)); do echo $(($(mem_kib $i) * 1024)); done; done; done | md5sum)
 eq "memory.size is the test driver's value at every poll of every instance" \
   "$(md5sum <"$TMP/mem.vals")" "$want"
-[[ -n $POINTS_WHY ]] && diag "series missing polls ($nbad; the first ones): ${POINTS_WHY%$'\n'}"
 done_testing

@@ -1277,71 +1277,6 @@ static void test_start_replay_flush_failed_flushed_by_the_next_check(void **stat
 	b_writes_7_then_a2_replays(f, a2, &aloc, last);
 }
 
-/* The collector vg_rrd_rrdcached_test_after_check_pending has send
- * minutes 5..7 of its series, once (NULL: the hook does nothing). */
-static struct vg_rrd_backend *send_at_check_pending;
-static struct vg_rrd_loc send_at_check_pending_loc;
-
-void vg_rrd_rrdcached_test_after_check_pending(void)
-{
-	struct vg_rrd_backend *b = send_at_check_pending;
-
-	send_at_check_pending = NULL;
-	if (b)
-		assert_int_equal(update_be(b, &send_at_check_pending_loc, 5, 7).written, 3);
-}
-
-/* A collector (A) killed -9 with minute 5 journaled and never sent (the
- * daemon, not restarted, holds nothing cached of the file, which holds
- * 1..4); the host moves to B. A started again (A2) names the file to its
- * backend and reads it for the replay. Between the check's PENDING (no
- * value cached) and what it then sends, B writes minutes 5..7 (the hook
- * places B's send; seen in the cluster test, docs/scaling.md). The check
- * FORGOT the file, dropping B's 5..7, which B counts written; B's 8 then
- * came after A2's re-sent 5: 6 and 7 lost for good, 5 to 8 unknown in
- * the file (past the heartbeat). With nothing cached the check FLUSHes
- * (nothing of a replay to drop): B's 5..7 written, A2's replay finds 5
- * stored, and the file holds 1..8. */
-static void test_start_replay_no_forget_of_what_another_sends_meanwhile(void **state)
-{
-	struct fx *f = *state;
-	struct vg_rrd_backend *a2, *b;
-	struct vg_rrd_loc aloc, bloc;
-	int64_t last = INT64_MIN, t5 = MS(T0 + 300);
-	struct vg_store_daemon dm[1];
-
-	file_holds_1_to_4(f);
-	b = second_collector(f, &bloc);
-	a2 = restarted_collector(f, &aloc);
-	a2->ops->replay_note(a2, &aloc, t5, t5, INT64_MIN, &t5, 1);
-	send_at_check_pending = b;
-	send_at_check_pending_loc = bloc;
-	assert_int_equal(replay_read(a2, &aloc, &last), 0);
-	assert_null(send_at_check_pending); /* the check read PENDING */
-	send_at_check_pending = NULL;
-	/* the replay sends what the file lacks of its journal (5) */
-	if (last < t5)
-		(void)update_on(a2, &aloc, 5, 5, 1);
-	for (int i = 0; i < 50 && a2->ops->sync(a2); i++) {
-		struct vg_rrd_lost lost[2];
-		if (a2->ops->lost(a2, lost, 2) == 1) {
-			a2->ops->resent(a2, &lost[0]);
-			(void)update_on(a2, &aloc, 5, 5, 1);
-		}
-		usleep(100 * 1000);
-	}
-	/* B goes on with the host: minute 8 */
-	assert_int_equal(update_be(b, &bloc, 8, 8).written, 1);
-	assert_int_equal(b->ops->sync(b), 0);
-	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
-	check_file(f, 8);
-	assert_int_equal(a2->ops->lost(a2, NULL, 0), 0);
-	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
-	assert_int_equal(dm[0].overtaken, 0);
-	a2->ops->close(a2);
-	b->ops->close(b);
-}
-
 /* B's 6 cached, the file behind A's 5 (overtaken_check) */
 static void test_journaled_value_overtaken_while_cached(void **state)
 {
@@ -2293,8 +2228,6 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_start_replay_flush_failed_flushed_by_the_next_check, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_start_replay_no_forget_of_what_another_sends_meanwhile,
-						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journaled_value_overtaken_while_cached, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_journaled_value_overtaken_in_the_file, setup,
