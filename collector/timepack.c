@@ -95,18 +95,26 @@ void vg_tpack_free(struct vg_tpack *p)
 	*p = (struct vg_tpack){0};
 }
 
+/* One time's step from the one before: a varint, or 0 then the
+ * zigzag of a step back (an out-of-order time). */
+static uint64_t get_step(const uint8_t *b, size_t len, size_t *pos)
+{
+	uint64_t u = get_varint(b, len, pos);
+
+	if (!u) {
+		uint64_t z = get_varint(b, len, pos);
+		u = (z >> 1) ^ (0 - (z & 1));
+	}
+	return u;
+}
+
 size_t vg_tpack_unpack(const uint8_t *b, size_t len, int64_t *out)
 {
 	size_t pos = 0, n = 0;
 	uint64_t prev = 0;
 
 	while (pos < len) {
-		uint64_t u = get_varint(b, len, &pos);
-		if (!u) {
-			uint64_t z = get_varint(b, len, &pos);
-			u = (z >> 1) ^ (0 - (z & 1));
-		}
-		prev += u;
+		prev += get_step(b, len, &pos);
 		out[n++] = (int64_t)prev;
 	}
 	return n;
@@ -135,12 +143,7 @@ int64_t vg_tpack_first_after(const uint8_t *b, size_t len, int64_t after)
 	uint64_t prev = 0;
 
 	while (pos < len) {
-		uint64_t u = get_varint(b, len, &pos);
-		if (!u) {
-			uint64_t z = get_varint(b, len, &pos);
-			u = (z >> 1) ^ (0 - (z & 1));
-		}
-		prev += u;
+		prev += get_step(b, len, &pos);
 		if ((int64_t)prev > after)
 			return (int64_t)prev;
 	}
