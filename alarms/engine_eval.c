@@ -1172,6 +1172,13 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	vg_alarm_queue_commit_early(e);
 }
 
+/* The agents' poll interval in seconds, as configured ([agent]
+ * interval; 0 there means the agents' default, 10). */
+static double agent_interval_s(const struct vg_alarm_engine *e)
+{
+	return e->o.agent_interval_s > 0 ? e->o.agent_interval_s : 10;
+}
+
 static void feed(struct vg_alarm_engine *e, struct series *s, int64_t t,
 		 double value)
 {
@@ -1200,10 +1207,7 @@ static void feed(struct vg_alarm_engine *e, struct series *s, int64_t t,
 	 * restart) has no measured rhythm: the agents' configured interval
 	 * stands for it, or a kill before the second sample lost the first
 	 * one's acknowledged period (its transition a period late) */
-	iv = s->interval_ms > 0
-		     ? s->interval_ms
-		     : llround((e->o.agent_interval_s > 0 ? e->o.agent_interval_s : 10) *
-			       1000);
+	iv = s->interval_ms > 0 ? s->interval_ms : llround(agent_interval_s(e) * 1000);
 	for (size_t w = 0; w < s->nwin; w++) {
 		struct period_ctx pc = {e, s, (uint32_t)w};
 		if (vg_alarm_window_add(&s->win[w].w, t, v, s->win[w].max_gap,
@@ -1414,7 +1418,7 @@ static void events_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
  * keep_firing_for ran out. */
 static void events_tick(struct vg_alarm_engine *e, int64_t now)
 {
-	double iv = e->o.agent_interval_s > 0 ? e->o.agent_interval_s : 10;
+	double iv = agent_interval_s(e);
 
 	for (size_t k = 0; k < e->evalarms.n; k++) {
 		struct alarm *a = e->evalarms.a[k];
