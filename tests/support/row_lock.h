@@ -32,6 +32,19 @@ static inline void *row_lock_run(void *arg)
 	return NULL;
 }
 
+/* rc 0 (the lock taken in db's open transaction): a thread keeps it
+ * until row_lock_release or max_ms; otherwise db is closed. 0 or -1. */
+static inline int row_lock_keep(struct row_lock *l, struct vg_db *db, int rc)
+{
+	if (!rc && pthread_create(&l->thread, NULL, row_lock_run, l))
+		rc = -1;
+	if (rc) {
+		vg_db_close(db);
+		l->db = NULL;
+	}
+	return rc;
+}
+
 /* On db (a connection of its own, closed by row_lock_release), lock the
  * rows select_for_update returns (at least one) for max_ms at most: 0,
  * or -1 (nothing held, db closed). */
@@ -48,13 +61,7 @@ static inline int row_lock_hold(struct row_lock *l, struct vg_db *db,
 		rc = vg_db_step(s) == 1 ? 0 : -1;
 		vg_db_reset(s);
 	}
-	if (!rc && pthread_create(&l->thread, NULL, row_lock_run, l))
-		rc = -1;
-	if (rc) {
-		vg_db_close(db);
-		l->db = NULL;
-	}
-	return rc;
+	return row_lock_keep(l, db, rc);
 }
 
 /* The same with a table lock (lock_table: "LOCK TABLE t IN ... MODE"),
@@ -70,13 +77,7 @@ static inline int table_lock_hold(struct row_lock *l, struct vg_db *db,
 	l->release = 0;
 	if (!vg_db_begin(db) && !vg_db_exec(db, lock_table))
 		rc = 0;
-	if (!rc && pthread_create(&l->thread, NULL, row_lock_run, l))
-		rc = -1;
-	if (rc) {
-		vg_db_close(db);
-		l->db = NULL;
-	}
-	return rc;
+	return row_lock_keep(l, db, rc);
 }
 
 /* Release the rows (at once, or already at max_ms) and close. */
